@@ -1,0 +1,198 @@
+"""The words every part of okxlab shares: instruments, positions, accounts, market views, decisions.
+
+These are plain frozen dataclasses with no I/O. Stages build them from database records; planners and the
+risk engine consume them. OKX's own words are used where they exist (instId, ctVal, lotSz).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+Side = Literal["long", "short"]
+Action = Literal["open_long", "open_short", "close", "hold"]
+OPENING_ACTIONS: frozenset[str] = frozenset({"open_long", "open_short"})
+
+
+class TradingState(StrEnum):
+    """What an agent may do (NautilusTrader's words)."""
+
+    ACTIVE = "ACTIVE"  # anything the risk engine accepts
+    REDUCE_ONLY = "REDUCE_ONLY"  # closing and reducing only
+    HALTED = "HALTED"  # closing and reducing only; a human must resume it
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One tradable instrument, in OKX's terms. Swap sizes are in contracts of `ct_val` base units."""
+
+    inst_id: str  # "BTC-USDT-SWAP"
+    inst_type: str  # "SWAP" | "SPOT"
+    base_ccy: str  # "BTC"
+    quote_ccy: str  # "USDT"
+    ct_val: float  # base units per contract; 1.0 for spot
+    lot_sz: float  # size step (contracts for swaps, base units for spot)
+    min_sz: float  # smallest order size, same unit as lot_sz
+    tick_sz: float  # price step
+    max_lever: float = 100.0
+
+    def contracts_for_notional(self, notional: float, price: float) -> float:
+        """Contracts worth `notional` USDT at `price`, before lot rounding."""
+        return notional / (price * self.ct_val)
+
+    def notional(self, contracts: float, price: float) -> float:
+        return contracts * self.ct_val * price
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str  # instId
+    side: Side
+    contracts: float  # always positive; `side` carries the direction
+    entry_price: float
+    mark_price: float
+    unrealized_pnl: float
+    leverage: float
+    ct_val: float = 1.0
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    opened_at: datetime | None = None
+
+    @property
+    def notional(self) -> float:
+        return self.contracts * self.ct_val * self.mark_price
+
+
+@dataclass(frozen=True)
+class Account:
+    """An agent's paper account as of one run."""
+
+    equity: float  # cash + unrealised PnL, USDT
+    cash: float  # USDT balance
+    available: float  # margin still free for new positions
+    positions: tuple[Position, ...] = ()
+    start_equity: float = 10_000.0
+    peak_equity: float = 10_000.0
+    day_start_equity: float = 10_000.0
+    invocations: int = 0  # runs so far for this agent
+    minutes_since_start: float = 0.0
+
+    def position(self, symbol: str) -> Position | None:
+        return next((p for p in self.positions if p.symbol == symbol), None)
+
+    @property
+    def return_pct(self) -> float:
+        return (self.equity / self.start_equity - 1.0) * 100.0 if self.start_equity else 0.0
+
+
+Candle = tuple[int, float, float, float, float, float]  # (ts ms bar open, open, high, low, close, volume)
+
+
+@dataclass(frozen=True)
+class SymbolMarket:
+    """What one run knows about one symbol at its point in time. Candles are closed bars, oldest first."""
+
+    symbol: str
+    instrument: Instrument
+    as_of: datetime
+    last: float
+    bid: float
+    ask: float
+    bar: str  # OKX bar name, e.g. "4H"
+    candles: tuple[Candle, ...]
+    features: dict[str, float | None] = field(default_factory=dict)
+    funding_rate: float | None = None
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2.0
+
+
+@dataclass(frozen=True)
+class SizeRequest:
+    """How big a decision wants to be: `risk_usdt` is the USDT lost if the stop is hit;
+    `notional_usdt` is the position's notional value."""
+
+    mode: Literal["risk_usdt", "notional_usdt"]
+    value: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One parsed decision of a plan (see okxlab/planning/plan.v1.schema.json)."""
+
+    symbol: str
+    action: Action
+    confidence: float
+    rationale: str
+    size: SizeRequest | None = None
+    leverage: float | None = None
+    order_type: Literal["market", "limit"] = "market"
+    limit_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    invalidation: str | None = None
+
+    @property
+    def is_opening(self) -> bool:
+        return self.action in OPENING_ACTIONS
+
+    @property
+    def side(self) -> Side | None:
+        return {"open_long": "long", "open_short": "short"}.get(self.action)  # type: ignore[return-value]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "symbol": self.symbol,
+            "action": self.action,
+            "confidence": self.confidence,
+            "rationale": self.rationale,
+        }
+        if self.size is not None:
+            out["size"] = {"mode": self.size.mode, "value": self.size.value}
+        for key in ("leverage", "limit_price", "stop_loss", "take_profit", "invalidation"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.is_opening or self.order_type != "market":
+            out["order_type"] = self.order_type
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    schema_version: str
+    decisions: tuple[Decision, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, "decisions": [d.to_json() for d in self.decisions]}
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """What the risk engine hands to execution: an exact, exchange-ready order."""
+
+    symbol: str
+    side: Literal["buy", "sell"]
+    contracts: float  # on the instrument's lot grid
+    order_type: Literal["market", "limit"]
+    reduce_only: bool
+    leverage: float | None = None
+    limit_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The risk engine's answer for one decision."""
+
+    index: int  # position of the decision in the plan
+    symbol: str
+    action: Action
+    outcome: Literal["accept", "amend", "reject"]
+    reasons: tuple[str, ...]  # reason codes, e.g. ("LEVERAGE_CAPPED",)
+    decision: Decision  # as amended (equal to the proposal when accepted)
+    order: OrderIntent | None  # None for hold, reject, or nothing to do
