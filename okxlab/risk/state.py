@@ -62,7 +62,7 @@ def _loss_pct(equity: float, reference: float) -> float:
         return 0.0
     if not math.isfinite(equity):
         return 100.0  # unknown equity is treated as everything lost: it must block, never allow
-    return max(0.0, (1.0 - equity / reference) * 100.0)
+    return max(0.0, (reference - equity) / reference * 100.0)  # exact at round numbers
 
 
 def drawdown_pct(account: Account) -> float:
