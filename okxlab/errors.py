@@ -13,3 +13,7 @@ class ConfigError(UserError):
 
 class NotFound(UserError):
     """An agent, run, schedule or file that does not exist."""
+
+
+class TransientError(Exception):
+    """Worth retrying: the condition is expected to pass (the exchange or a dependency is briefly away)."""

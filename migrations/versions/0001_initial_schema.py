@@ -62,6 +62,7 @@ def upgrade() -> None:
     sa.Column('state_changed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('consecutive_invalid_plans', sa.Integer(), nullable=False),
     sa.Column('consecutive_rejections', sa.Integer(), nullable=False),
+    sa.Column('daily_loss_day', sa.Date(), nullable=True),
     sa.Column('initial_equity', sa.Float(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -140,6 +141,7 @@ def upgrade() -> None:
     op.create_table('positions',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('agent', sa.String(length=40), nullable=False),
+    sa.Column('book', sa.String(length=24), nullable=False),
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('side', sa.String(length=5), nullable=False),
     sa.Column('status', sa.String(length=6), nullable=False),
@@ -159,11 +161,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_positions'))
     )
     with op.batch_alter_table('positions', schema=None) as batch_op:
-        batch_op.create_index('ix_positions_agent_status', ['agent', 'status'], unique=False)
+        batch_op.create_index('ix_positions_agent_status', ['agent', 'book', 'status'], unique=False)
 
     op.create_table('reconciliations',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('agent', sa.String(length=40), nullable=False),
+    sa.Column('book', sa.String(length=24), nullable=False),
     sa.Column('ts', sa.DateTime(timezone=True), nullable=False),
     sa.Column('source', sa.String(length=10), nullable=False),
     sa.Column('ok', sa.Boolean(), nullable=False),
@@ -176,6 +179,7 @@ def upgrade() -> None:
     op.create_table('runs',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('source', sa.String(length=24), nullable=False),
+    sa.Column('book', sa.String(length=24), nullable=False),
     sa.Column('schedule_id', sa.Integer(), nullable=True),
     sa.Column('replay_id', sa.Integer(), nullable=True),
     sa.Column('replay_of', sa.String(length=40), nullable=True),
@@ -216,6 +220,7 @@ def upgrade() -> None:
     op.create_table('equity_snapshots',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('agent', sa.String(length=40), nullable=False),
+    sa.Column('book', sa.String(length=24), nullable=False),
     sa.Column('run_id', sa.String(length=40), nullable=True),
     sa.Column('ts', sa.DateTime(timezone=True), nullable=False),
     sa.Column('cash', sa.Float(), nullable=False),
@@ -230,7 +235,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('run_id', name=op.f('uq_equity_snapshots_run_id'))
     )
     with op.batch_alter_table('equity_snapshots', schema=None) as batch_op:
-        batch_op.create_index('ix_equity_agent_ts', ['agent', 'ts'], unique=False)
+        batch_op.create_index('ix_equity_agent_ts', ['agent', 'book', 'ts'], unique=False)
 
     op.create_table('features',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -274,7 +279,7 @@ def upgrade() -> None:
     sa.Column('ask', sa.Float(), nullable=False),
     sa.Column('funding_rate', sa.Float(), nullable=True),
     sa.Column('instrument', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('book', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('order_book', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('candles', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_market_snapshots_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_market_snapshots')),
@@ -286,6 +291,7 @@ def upgrade() -> None:
     sa.Column('run_id', sa.String(length=40), nullable=True),
     sa.Column('idx', sa.Integer(), nullable=True),
     sa.Column('agent', sa.String(length=40), nullable=False),
+    sa.Column('book', sa.String(length=24), nullable=False),
     sa.Column('purpose', sa.String(length=12), nullable=False),
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('side', sa.String(length=4), nullable=False),
@@ -318,7 +324,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('cl_ord_id', name=op.f('uq_orders_cl_ord_id'))
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.create_index('ix_orders_agent_state', ['agent', 'state'], unique=False)
+        batch_op.create_index('ix_orders_agent_state', ['agent', 'book', 'state'], unique=False)
 
     op.create_table('plan_validations',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -394,6 +400,7 @@ def upgrade() -> None:
     op.create_table('fills',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('agent', sa.String(length=40), nullable=False),
+    sa.Column('book', sa.String(length=24), nullable=False),
     sa.Column('trade_id', sa.String(length=40), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=True),
     sa.Column('ord_id', sa.String(length=40), nullable=True),
@@ -413,10 +420,10 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['agent'], ['agents.name'], name=op.f('fk_fills_agent_agents')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_fills_order_id_orders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_fills')),
-    sa.UniqueConstraint('agent', 'trade_id', 'symbol', name=op.f('uq_fills_agent_trade_id_symbol'))
+    sa.UniqueConstraint('book', 'agent', 'trade_id', 'symbol', name=op.f('uq_fills_book_agent_trade_id_symbol'))
     )
     with op.batch_alter_table('fills', schema=None) as batch_op:
-        batch_op.create_index('ix_fills_agent_ts', ['agent', 'ts'], unique=False)
+        batch_op.create_index('ix_fills_agent_ts', ['agent', 'book', 'ts'], unique=False)
     _create_audit_guard()
 
 

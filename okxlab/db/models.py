@@ -81,6 +81,7 @@ class Agent(Base):
     state_changed_at: Mapped[datetime | None]
     consecutive_invalid_plans: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_rejections: Mapped[int] = mapped_column(Integer, default=0)
+    daily_loss_day: Mapped[date | None] = mapped_column(Date)  # UTC day the daily loss breaker tripped
     initial_equity: Mapped[float] = mapped_column(Float, default=10_000.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -128,6 +129,7 @@ class Run(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     source: Mapped[str] = mapped_column(String(24))  # "schedule:<id>" | "replay:<id>"
+    book: Mapped[str] = mapped_column(String(24))  # the account it trades: sim | demo | live | replay:<id>
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
     replay_id: Mapped[int | None] = mapped_column(ForeignKey("replays.id"))
     replay_of: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))  # `replay run`: the original
@@ -177,7 +179,7 @@ class MarketSnapshot(Base):
     ask: Mapped[float] = mapped_column(Float)
     funding_rate: Mapped[float | None] = mapped_column(Float)
     instrument: Mapped[dict[str, Any]] = mapped_column(Json)
-    book: Mapped[dict[str, Any]] = mapped_column(Json)  # top levels: {"bids": [[px, sz]...], "asks": ...}
+    order_book: Mapped[dict[str, Any]] = mapped_column(Json)  # top levels: {"bids": [[px, sz]...], "asks": ...}
     candles: Mapped[list[Any]] = mapped_column(Json)  # closed bars, oldest first: [ts, o, h, l, c, v]
 
 
@@ -296,13 +298,14 @@ class RiskVerdictRecord(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_agent_state", "agent", "state"),)
+    __table_args__ = (Index("ix_orders_agent_state", "agent", "book", "state"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     cl_ord_id: Mapped[str] = mapped_column(String(32), unique=True)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     idx: Mapped[int | None] = mapped_column(Integer)  # the decision's index in the plan
     agent: Mapped[str] = mapped_column(ForeignKey("agents.name"))
+    book: Mapped[str] = mapped_column(String(24), )  # whose account: sim | demo | live | replay:<id>
     purpose: Mapped[str] = mapped_column(String(12))  # open | close | flatten
     symbol: Mapped[str] = mapped_column(String(32))
     side: Mapped[str] = mapped_column(String(4))
@@ -333,10 +336,11 @@ class Order(Base):
 
 class Fill(Base):
     __tablename__ = "fills"
-    __table_args__ = (UniqueConstraint("agent", "trade_id", "symbol"), Index("ix_fills_agent_ts", "agent", "ts"))
+    __table_args__ = (UniqueConstraint("book", "agent", "trade_id", "symbol"), Index("ix_fills_agent_ts", "agent", "book", "ts"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agent: Mapped[str] = mapped_column(ForeignKey("agents.name"))
+    book: Mapped[str] = mapped_column(String(24), )  # whose account: sim | demo | live | replay:<id>
     trade_id: Mapped[str] = mapped_column(String(40))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     ord_id: Mapped[str | None] = mapped_column(String(40))
@@ -359,10 +363,11 @@ class PositionRecord(Base):
     """One round trip: opened by a fill, closed (with a reason) when the position returns to zero."""
 
     __tablename__ = "positions"
-    __table_args__ = (Index("ix_positions_agent_status", "agent", "status"),)
+    __table_args__ = (Index("ix_positions_agent_status", "agent", "book", "status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agent: Mapped[str] = mapped_column(ForeignKey("agents.name"))
+    book: Mapped[str] = mapped_column(String(24), )  # whose account: sim | demo | live | replay:<id>
     symbol: Mapped[str] = mapped_column(String(32))
     side: Mapped[str] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(6), default="open")
@@ -382,10 +387,11 @@ class PositionRecord(Base):
 
 class EquitySnapshot(Base):
     __tablename__ = "equity_snapshots"
-    __table_args__ = (Index("ix_equity_agent_ts", "agent", "ts"),)
+    __table_args__ = (Index("ix_equity_agent_ts", "agent", "book", "ts"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agent: Mapped[str] = mapped_column(ForeignKey("agents.name"))
+    book: Mapped[str] = mapped_column(String(24), )  # whose account: sim | demo | live | replay:<id>
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), unique=True)
     ts: Mapped[datetime]  # market time the equity stands for
     cash: Mapped[float] = mapped_column(Float)
@@ -427,6 +433,7 @@ class Reconciliation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agent: Mapped[str] = mapped_column(ForeignKey("agents.name"))
+    book: Mapped[str] = mapped_column(String(24), )  # whose account: sim | demo | live | replay:<id>
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     source: Mapped[str] = mapped_column(String(10))  # cli | beat
     ok: Mapped[bool] = mapped_column(Boolean)

@@ -1,0 +1,142 @@
+"""ccxt clients for OKX: the local simulator, OKX demo trading, or (behind a switch) live.
+
+- `sim`: ccxt's okx class, unmodified, in sandbox mode and pointed at the simulator's URL.
+- `demo`: OKX demo trading — sandbox mode, which sends `x-simulated-trading: 1` on every request.
+- `live`: refused unless LIVE_TRADING_ENABLED=true is set in the environment.
+
+Clients are cached per thread (a ccxt instance is not safe to share between threads) and per
+(agent, mode, URL), so markets are loaded once per worker thread rather than once per run.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import ccxt
+
+from okxlab.config import AgentConfig, Config, live_trading_enabled
+from okxlab.domain import Instrument
+from okxlab.errors import ConfigError
+
+ENV_MISMATCH_CODE = "50101"  # OKX: "APIKey does not match current environment."
+
+
+@dataclass(frozen=True)
+class Venue:
+    mode: str  # sim | demo | live
+    url: str | None  # REST base URL for sim (a simulator world); None for OKX itself
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} ({self.url})" if self.url else self.mode
+
+
+def resolve_venue(config: Config, agent: AgentConfig, exchange_url: str | None = None) -> Venue:
+    """Where this agent trades. A replay's simulator world URL wins over everything else."""
+    if exchange_url:
+        return Venue("sim", exchange_url.rstrip("/"))
+    mode = config.exchange_mode(agent)
+    if mode == "live" and not live_trading_enabled():
+        raise ConfigError(
+            f"agent {agent.name}: live trading is disabled; okxlab trades live only when LIVE_TRADING_ENABLED=true "
+            "is set (use OKX_MODE=demo for OKX demo trading)"
+        )
+    return Venue(mode, config.sim_url.rstrip("/") if mode == "sim" else None)
+
+
+def new_client(config: Config, agent: AgentConfig, venue: Venue, *, timeout_ms: int = 10_000) -> ccxt.okx:
+    creds = agent.credentials(venue.mode)
+    tag = config.broker_tag
+    client = ccxt.okx({
+        "apiKey": creds.api_key,
+        "secret": creds.secret,
+        "password": creds.passphrase,
+        "timeout": timeout_ms,
+        # The simulator applies its own limits; against OKX, ccxt's limiter keeps us polite.
+        "enableRateLimit": venue.mode != "sim",
+        "options": {
+            "brokerId": tag,  # what ccxt would inject on raw calls; okxlab always sends its own clOrdId and tag
+            "defaultType": "swap",
+            "fetchMarkets": {"types": ["spot", "swap"]},
+        },
+    })
+    if venue.mode in ("sim", "demo"):
+        client.set_sandbox_mode(True)  # demo header x-simulated-trading: 1
+    if venue.mode == "sim":
+        client.urls["api"] = {"rest": venue.url}  # after set_sandbox_mode, which resets urls['api']
+    return client
+
+
+class ExchangeProvider:
+    """Per-thread cache of loaded ccxt clients."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._local = threading.local()
+
+    def client(self, agent: AgentConfig, exchange_url: str | None = None) -> ccxt.okx:
+        venue = resolve_venue(self.config, agent, exchange_url)
+        cache: dict[tuple[str, str, str | None], ccxt.okx] = self._local.__dict__.setdefault("clients", {})
+        key = (agent.name, venue.mode, venue.url)
+        client = cache.get(key)
+        if client is None:
+            client = new_client(self.config, agent, venue)
+            try:
+                client.load_markets()
+            except ccxt.AuthenticationError as exc:
+                raise explain_auth_error(exc, agent, venue) from None
+            cache[key] = client
+        return client
+
+    def forget(self, agent: AgentConfig, exchange_url: str | None = None) -> None:
+        venue = resolve_venue(self.config, agent, exchange_url)
+        self._local.__dict__.get("clients", {}).pop((agent.name, venue.mode, venue.url), None)
+
+
+def explain_auth_error(exc: Exception, agent: AgentConfig, venue: Venue) -> Exception:
+    """OKX's environment-mismatch error, in words an operator can act on."""
+    if ENV_MISMATCH_CODE in str(exc):
+        return ConfigError(
+            f"agent {agent.name}: OKX says the API key does not match the environment — a demo-trading key "
+            f"must be used with OKX_MODE=demo and a live key with OKX_MODE=live (now: {venue.mode})"
+        )
+    return exc
+
+
+def market_for(client: ccxt.okx, inst_id: str) -> dict[str, Any]:
+    markets = client.markets_by_id.get(inst_id) if client.markets_by_id else None
+    if not markets:
+        raise ConfigError(f"instrument {inst_id} is not listed by the exchange")
+    return markets[0]
+
+
+def instrument_from_market(market: dict[str, Any]) -> Instrument:
+    info = market.get("info") or {}
+    is_swap = bool(market.get("swap"))
+    return Instrument(
+        inst_id=market["id"],
+        inst_type="SWAP" if is_swap else "SPOT",
+        base_ccy=market["base"],
+        quote_ccy=market["quote"],
+        ct_val=float(market.get("contractSize") or 1.0) if is_swap else 1.0,
+        lot_sz=float(market["precision"]["amount"]),
+        min_sz=float(market["limits"]["amount"]["min"] or market["precision"]["amount"]),
+        tick_sz=float(market["precision"]["price"]),
+        max_lever=float(info.get("lever") or 1) if is_swap else 1.0,
+    )
+
+
+def instrument_to_json(inst: Instrument) -> dict[str, Any]:
+    return {"inst_id": inst.inst_id, "inst_type": inst.inst_type, "base_ccy": inst.base_ccy, "quote_ccy": inst.quote_ccy,
+            "ct_val": inst.ct_val, "lot_sz": inst.lot_sz, "min_sz": inst.min_sz, "tick_sz": inst.tick_sz,
+            "max_lever": inst.max_lever}
+
+
+def instrument_from_json(data: dict[str, Any]) -> Instrument:
+    return Instrument(**data)
+
+
+OKX_BAR_TO_CCXT = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1H": "1h", "2H": "2h",
+                   "4H": "4h", "6H": "6h", "12H": "12h", "1D": "1d"}

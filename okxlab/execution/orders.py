@@ -1,0 +1,200 @@
+"""Orders, exactly once.
+
+- The client order id (OKX `clOrdId`) is derived from (run id, decision index), so every delivery, retry
+  or replay of the order stage names the same order.
+- Before anything is sent, the order row is **claimed** with a conditional UPDATE that only one worker can
+  win. A claim left behind by a dead worker expires after CLAIM_TTL.
+- When a send's outcome is unknown (timeout, connection reset, 5xx), the order is marked `unknown` and the
+  next attempt **looks it up by clOrdId before sending anything again**. OKX's duplicate-clOrdId answer
+  means "already placed": it is fetched, never re-sent.
+- Every state change is an audit event: new → submitting → submitted → partially_filled → filled |
+  cancelled | rejected | expired (`unknown` while an outcome is being resolved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import ccxt
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from okxlab.db.models import Order
+from okxlab.db.ops import audit
+from okxlab.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+CLAIM_TTL = timedelta(seconds=60)  # longer than any single send (ccxt timeout 10 s) plus its lookup
+TERMINAL_STATES = frozenset({"filled", "cancelled", "rejected", "expired"})
+DUPLICATE_CLORDID = "51016"  # OKX: "Duplicated clOrdId"
+ORDER_NOT_FOUND = ("51603",)  # OKX: "Order does not exist"
+OKX_STATES = {"live": "submitted", "partially_filled": "partially_filled", "filled": "filled",
+              "canceled": "cancelled", "mmp_canceled": "cancelled"}
+
+
+class OutcomeUnknown(TransientError):
+    """An order was (perhaps) sent and the answer was lost; it will be looked up before any re-send."""
+
+
+def cl_ord_id_for(run_id: str, index: int) -> str:
+    """OKX clOrdId: ≤ 32 letters and digits, starting with a letter; the same for the same decision."""
+    return "ox" + hashlib.sha256(f"{run_id}:{index}".encode()).hexdigest()[:30]
+
+
+def cl_ord_id_for_manual(agent: str, request: str) -> str:
+    return "om" + hashlib.sha256(f"{agent}:{request}".encode()).hexdigest()[:30]
+
+
+@dataclass
+class SendResult:
+    order_id: int
+    state: str
+    ord_id: str | None
+    error: str | None = None
+
+
+def _transition(s: Session, order: Order, state: str, now: datetime, *, note: str = "", **fields: Any) -> None:
+    before = order.state
+    for key, value in fields.items():
+        setattr(order, key, value)
+    order.updated_at = now
+    if state != before:
+        order.state = state
+        if state in TERMINAL_STATES:
+            order.closed_at = order.closed_at or now
+        audit(s, "order." + state, f"{order.cl_ord_id} {order.symbol} {order.side} {order.contracts:g}: "
+              f"{before} → {state}" + (f" ({note})" if note else ""), agent=order.agent, run_id=order.run_id,
+              data={"cl_ord_id": order.cl_ord_id, "from": before, "to": state, "ord_id": order.ord_id})
+
+
+def claim(sessions: sessionmaker[Session], order_id: int, now: datetime) -> str | None:
+    """Win the right to send (or resolve) this order. Returns the claim token, or None if someone else holds it
+    or it needs no sending."""
+    token = secrets.token_hex(16)
+    with sessions.begin() as s:
+        won = s.execute(
+            update(Order)
+            .where(Order.id == order_id,
+                   or_(Order.state.in_(("new", "unknown")),
+                       (Order.state == "submitting") & (Order.claimed_at < now - CLAIM_TTL)))
+            .values(claim_token=token, claimed_at=now, send_attempts=Order.send_attempts + 1)
+        ).rowcount
+    return token if won else None
+
+
+def _params(order: Order) -> dict[str, Any]:
+    params: dict[str, Any] = {"clientOrderId": order.cl_ord_id, "tag": order.tag}
+    if order.reduce_only:
+        params["reduceOnly"] = True
+    if order.stop_loss:
+        params["stopLoss"] = {"triggerPrice": order.stop_loss}  # attachAlgoOrds, market exit
+    if order.take_profit:
+        params["takeProfit"] = {"triggerPrice": order.take_profit}
+    return params
+
+
+def lookup(client: ccxt.okx, symbol: str, cl_ord_id: str) -> dict[str, Any] | None:
+    """The order as the exchange knows it, by clOrdId; None if the exchange has never seen it."""
+    try:
+        return client.fetch_order(None, symbol, {"clOrdId": cl_ord_id})
+    except ccxt.OrderNotFound:
+        return None
+    except ccxt.ExchangeError as exc:
+        if any(code in str(exc) for code in ORDER_NOT_FOUND):
+            return None
+        raise
+
+
+def apply_exchange_order(s: Session, order: Order, data: dict[str, Any], now: datetime) -> None:
+    """Bring our row in line with the exchange's view of the order."""
+    info = data.get("info") or {}
+    state = OKX_STATES.get(info.get("state", ""), order.state)
+    filled = float(data.get("filled") or 0.0)
+    fee = abs(float(info.get("fee") or 0.0)) if info.get("fee") not in (None, "") else order.fee
+    _transition(s, order, state, now, ord_id=str(data.get("id") or info.get("ordId") or order.ord_id),
+                filled=filled, avg_price=float(data["average"]) if data.get("average") else order.avg_price, fee=fee,
+                reply={k: info.get(k) for k in ("ordId", "clOrdId", "tag", "state", "accFillSz", "avgPx", "fee",
+                                                "feeCcy", "sz", "ordType", "side", "reduceOnly", "cTime", "uTime")})
+
+
+def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int, now: datetime,
+               market_symbol: str) -> SendResult:
+    """Send one claimed order, or resolve it if a previous attempt's outcome is unknown."""
+    if claim(sessions, order_id, now) is None:
+        with sessions() as s:
+            order = s.get(Order, order_id)
+            return SendResult(order_id, order.state, order.ord_id)
+    with sessions.begin() as s:
+        order = s.get(Order, order_id)
+        previous = order.state
+        _transition(s, order, "submitting", now)
+    if previous in ("unknown", "submitting"):
+        # A previous attempt may have reached the exchange: look before sending anything again.
+        found = lookup(client, market_symbol, order.cl_ord_id)
+        if found is not None:
+            with sessions.begin() as s:
+                order = s.get(Order, order_id)
+                apply_exchange_order(s, order, found, now)
+                audit(s, "order.resolved", f"{order.cl_ord_id} found at the exchange by clOrdId after an unknown outcome",
+                      agent=order.agent, run_id=order.run_id)
+                return SendResult(order_id, order.state, order.ord_id)
+    if order.leverage and not order.reduce_only:
+        client.set_leverage(order.leverage, market_symbol, {"marginMode": "cross"})
+    try:
+        reply = client.create_order(market_symbol, order.order_type, order.side, order.contracts, order.price,
+                                    _params(order))
+    except ccxt.NetworkError as exc:  # timeouts, resets, 5xx, rate limits: we cannot know if it landed
+        with sessions.begin() as s:
+            order = s.get(Order, order_id)
+            _transition(s, order, "unknown", now, note=type(exc).__name__, last_error=f"{type(exc).__name__}: {exc}"[:500])
+        raise OutcomeUnknown(f"{order.cl_ord_id}: {type(exc).__name__}") from exc
+    except ccxt.ExchangeError as exc:
+        if DUPLICATE_CLORDID in str(exc):  # already placed by an earlier attempt: fetch it, never re-send
+            found = lookup(client, market_symbol, order.cl_ord_id)
+            if found is not None:
+                with sessions.begin() as s:
+                    order = s.get(Order, order_id)
+                    apply_exchange_order(s, order, found, now)
+                    return SendResult(order_id, order.state, order.ord_id)
+        with sessions.begin() as s:
+            order = s.get(Order, order_id)
+            _transition(s, order, "rejected", now, note=str(exc)[:200], last_error=f"{type(exc).__name__}: {exc}"[:500])
+            return SendResult(order_id, "rejected", None, str(exc))
+    # Accepted: read back its fill state (a market order is usually filled by now).
+    ord_id = str(reply.get("id"))
+    try:
+        found = client.fetch_order(ord_id, market_symbol)
+    except ccxt.NetworkError:
+        found = None  # the order exists; its fills are synced on the next cycle
+    with sessions.begin() as s:
+        order = s.get(Order, order_id)
+        if found is not None:
+            apply_exchange_order(s, order, found, now)
+        else:
+            _transition(s, order, "submitted", now, ord_id=ord_id)
+        return SendResult(order_id, order.state, order.ord_id)
+
+
+def refresh_open_orders(sessions: sessionmaker[Session], client: ccxt.okx, agent: str, book: str, now: datetime,
+                        symbol_of: dict[str, str]) -> int:
+    """Follow this agent's live orders (resting limits, partial fills) to their end. Returns how many changed."""
+    with sessions() as s:
+        live = s.scalars(select(Order).where(Order.agent == agent, Order.book == book,
+                                             Order.state.in_(("submitted", "partially_filled")))).all()
+    changed = 0
+    for order in live:
+        if order.symbol not in symbol_of or not order.ord_id:
+            continue
+        found = client.fetch_order(order.ord_id, symbol_of[order.symbol])
+        with sessions.begin() as s:
+            row = s.get(Order, order.id)
+            before = (row.state, row.filled)
+            apply_exchange_order(s, row, found, now)
+            changed += (row.state, row.filled) != before
+    return changed

@@ -1,0 +1,98 @@
+"""The order stage: turn accepted verdicts into orders (exactly once), follow live orders, book new fills.
+
+gather (outside the stage transaction, since it talks to the exchange):
+  1. create one order row per accepted decision, keyed by its deterministic clOrdId (idempotent);
+  2. send each behind a claim (orders.send_order); an unknown outcome raises and the stage is retried,
+     and the retry looks the order up by clOrdId before anything is sent again;
+  3. refresh this agent's live orders and fetch fills since the last one booked.
+record (in the stage transaction): book the fills into the ledger and store an equity snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from okxlab.db.models import Agent, MarketSnapshot, Order, RiskVerdictRecord, Run
+from okxlab.db.ops import insert_ignore
+from okxlab.execution import ledger
+from okxlab.execution.exchange import market_for
+from okxlab.execution.orders import cl_ord_id_for, refresh_open_orders, send_order
+from okxlab.pipeline.env import StageEnv
+from okxlab.pipeline.stages import StageContext, StageResult
+
+
+def _order_rows(s, run: Run, tag: str, exchange_url: str | None) -> list[dict[str, Any]]:  # noqa: ANN001
+    mids = {m.symbol: (m.bid + m.ask) / 2 for m in s.scalars(select(MarketSnapshot).where(MarketSnapshot.run_id == run.id))}
+    verdicts = s.scalars(select(RiskVerdictRecord).where(RiskVerdictRecord.run_id == run.id)
+                         .order_by(RiskVerdictRecord.idx)).all()
+    rows = []
+    for v in verdicts:
+        o = v.order
+        if not o:
+            continue
+        rows.append({
+            "cl_ord_id": cl_ord_id_for(run.id, v.idx), "run_id": run.id, "idx": v.idx, "agent": run.agent,
+            "book": run.book, "purpose": "close" if o["reduce_only"] else "open", "symbol": o["symbol"],
+            "side": o["side"], "order_type": o["order_type"], "contracts": o["contracts"], "price": o["limit_price"],
+            "reduce_only": o["reduce_only"], "leverage": o["leverage"], "stop_loss": o["stop_loss"],
+            "take_profit": o["take_profit"], "tag": tag, "exchange_url": exchange_url, "state": "new",
+            "reference_price": mids.get(o["symbol"]), "send_attempts": 0, "filled": 0.0, "fee": 0.0,
+        })
+    return rows
+
+
+def order_gather(env: StageEnv, run: Run) -> dict[str, Any]:
+    agent = env.config.agent(run.agent)
+    url = env.exchange_url(run)
+    with env.sessions.begin() as s:
+        insert_ignore(s, Order, _order_rows(s, run, env.config.broker_tag, url), ["cl_ord_id"])
+        orders = s.scalars(select(Order).where(Order.run_id == run.id).order_by(Order.idx)).all()
+        since = ledger.last_fill_ms(s, run.agent, run.book)
+    client = env.exchanges.client(agent, url)
+    symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
+    ct_val = {inst: float(market_for(client, inst).get("contractSize") or 1.0) for inst in agent.symbols}
+    results = [send_order(env.sessions, client, o.id, env.now(), symbol_of[o.symbol]) for o in orders]
+    refresh_open_orders(env.sessions, client, run.agent, run.book, env.now(), symbol_of)
+    fills = ledger.fetch_fills(client, symbol_of, since - 1 if since else None)
+    with env.sessions() as s:
+        ours = set(s.scalars(select(Order.cl_ord_id).where(Order.agent == run.agent,
+                                                          Order.cl_ord_id.in_([f.cl_ord_id for f in fills]))))
+    for f in fills:
+        if f.cl_ord_id not in ours:
+            ledger.classify_foreign_fill(client, f, symbol_of[f.symbol])
+    return {"orders": [{"order_id": r.order_id, "state": r.state, "ord_id": r.ord_id, "error": r.error} for r in results],
+            "fills": [f.to_json() for f in fills], "ct_val": ct_val}
+
+
+def order_record(ctx: StageContext) -> StageResult:
+    run, s, g = ctx.run, ctx.session, ctx.gathered
+    agent = s.get(Agent, run.agent)
+    fills = [ledger.ExchangeFill(**f) for f in g["fills"]]
+    added = ledger.apply_fills(s, run.agent, run.book, fills, g["ct_val"], run.id)
+    snaps = s.scalars(select(MarketSnapshot).where(MarketSnapshot.run_id == run.id)).all()
+    marks = {m.symbol: m.last for m in snaps}
+    as_of = snaps[0].as_of if snaps else run.scheduled_for
+    equity = ledger.snapshot_equity(s, run.agent, run.book, run.id, as_of, agent.initial_equity, marks)
+    output = {"orders": g["orders"], "new_fills": len(added), "equity": round(equity.equity, 2)}
+    verdicts = s.scalars(select(RiskVerdictRecord).where(RiskVerdictRecord.run_id == run.id)
+                         .order_by(RiskVerdictRecord.idx)).all()
+    return StageResult(output=output, end=run_outcome(verdicts, g["orders"]))
+
+
+def run_outcome(verdicts: list[RiskVerdictRecord], orders: list[dict[str, Any]]) -> tuple[str, str]:
+    """How the run ends: completed (orders sent, or nothing to do) or rejected (by risk or the exchange)."""
+    if orders:
+        states = [o["state"] for o in orders]
+        if all(st == "rejected" for st in states):
+            return "rejected", "rejected by the exchange: " + "; ".join(str(o["error"])[:200] for o in orders)
+        return "completed", f"completed: {len(states)} order(s) " + ", ".join(sorted(set(states)))
+    actionable = [v for v in verdicts if v.action != "hold"]
+    rejected = [v for v in actionable if v.outcome == "reject"]
+    if rejected and len(rejected) == len(actionable):
+        detail = "; ".join(f"{v.symbol} {v.action}: {', '.join(v.reasons)}" for v in rejected)
+        return "rejected", f"rejected: {detail}"[:1000]
+    if not verdicts:
+        return "completed", "completed: empty plan"
+    return "completed", "completed: nothing to trade (" + ", ".join(f"{v.symbol} {v.action}" for v in verdicts) + ")"

@@ -1,0 +1,89 @@
+"""A run's inputs, loaded from the records earlier stages wrote (never from the exchange again).
+
+This is what makes a stage replayable: plan, validate and risk see exactly the snapshot the run took.
+Account statistics (peak equity, the day's starting equity, invocations) are scoped to the run's book,
+so a replay's accounts never mix with the scheduled pipeline's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from okxlab.config import AgentConfig
+from okxlab.db.models import AccountSnapshot, EquitySnapshot, FeatureSet, MarketSnapshot, Order, Run
+from okxlab.domain import Account, Position, SymbolMarket
+from okxlab.execution.exchange import instrument_from_json
+
+
+def load_markets(session: Session, run_id: str) -> dict[str, SymbolMarket]:
+    features = {f.symbol: f.values for f in session.scalars(select(FeatureSet).where(FeatureSet.run_id == run_id))}
+    out: dict[str, SymbolMarket] = {}
+    for snap in session.scalars(select(MarketSnapshot).where(MarketSnapshot.run_id == run_id)):
+        out[snap.symbol] = SymbolMarket(
+            symbol=snap.symbol,
+            instrument=instrument_from_json(snap.instrument),
+            as_of=snap.as_of,
+            last=snap.last,
+            bid=snap.bid,
+            ask=snap.ask,
+            bar=snap.bar,
+            candles=tuple(tuple(c) for c in snap.candles),  # type: ignore[misc]
+            features={k: v for k, v in features.get(snap.symbol, {}).items() if not isinstance(v, str)},
+            funding_rate=snap.funding_rate,
+        )
+    return out
+
+
+def _protective_levels(session: Session, run: Run, symbol: str) -> tuple[float | None, float | None]:
+    """The stop loss and take profit okxlab attached when it last opened `symbol` in this book."""
+    order = session.scalars(
+        select(Order)
+        .where(Order.agent == run.agent, Order.book == run.book, Order.symbol == symbol, Order.purpose == "open",
+               Order.filled > 0)
+        .order_by(Order.id.desc())
+        .limit(1)
+    ).first()
+    return (order.stop_loss, order.take_profit) if order else (None, None)
+
+
+def load_account(session: Session, run: Run, agent: AgentConfig, as_of: datetime) -> Account:
+    snap = session.scalar(select(AccountSnapshot).where(AccountSnapshot.run_id == run.id))
+    if snap is None:
+        raise LookupError(f"run {run.id} has no account snapshot")
+    positions = []
+    for p in snap.positions:
+        stop, target = _protective_levels(session, run, p["symbol"])
+        positions.append(Position(
+            symbol=p["symbol"], side=p["side"], contracts=p["contracts"], entry_price=p["entry_price"],
+            mark_price=p["mark_price"], unrealized_pnl=p["unrealized_pnl"], leverage=p["leverage"], ct_val=p["ct_val"],
+            stop_loss=stop, take_profit=target,
+        ))
+    equity = snap.equity
+    in_book = (EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts < as_of)
+    peak = session.scalar(select(func.max(EquitySnapshot.equity)).where(*in_book))
+    day_start = datetime.combine(as_of.date(), time(0), tzinfo=as_of.tzinfo)
+    before_today = session.scalars(
+        select(EquitySnapshot.equity)
+        .where(EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts <= day_start)
+        .order_by(EquitySnapshot.ts.desc())
+        .limit(1)
+    ).first()
+    runs_in_book = (Run.agent == run.agent, Run.book == run.book)
+    invocations = session.scalar(select(func.count()).select_from(Run).where(*runs_in_book,
+                                                                          Run.scheduled_for < run.scheduled_for))
+    first = session.scalar(select(func.min(Run.scheduled_for)).where(*runs_in_book)) or run.scheduled_for
+    start_equity = agent.initial_equity
+    return Account(
+        equity=equity,
+        cash=snap.cash,
+        available=snap.available,
+        positions=tuple(positions),
+        start_equity=start_equity,
+        peak_equity=max(peak or start_equity, start_equity, equity),
+        day_start_equity=before_today if before_today is not None else start_equity,
+        invocations=int(invocations or 0),
+        minutes_since_start=max((as_of - first) / timedelta(minutes=1), 0.0),
+    )

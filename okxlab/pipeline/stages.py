@@ -1,0 +1,196 @@
+"""The stage runner: idempotent execution of one stage of one run, with its record in the database.
+
+Every stage follows the same steps, so each stage's own code only computes and adds its rows:
+
+1. Note the attempt: the (run_id, stage) record is inserted if absent (a unique key, so two deliveries
+   cannot create two) and marked running, with the queue and worker it was delivered to.
+2. `gather` (optional): network I/O — the exchange, the model — outside any database transaction, so no
+   lock or connection is held while waiting on the outside world. The order stage sends its orders here,
+   each behind its own claim.
+3. `record`: write the stage's rows and mark the record done **in one transaction**. If another delivery
+   finished first, the conditional update finds nothing to do and this transaction rolls back: nothing is
+   written twice.
+4. A stage may end the run (skipped, invalid_plan, rejected, completed) with a recorded reason.
+
+Transient errors (network, exchange unavailable, database connection lost) propagate so Celery retries the
+task with backoff; anything else fails the stage and the run, with the error recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import ccxt
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from okxlab.db.models import Run, StageRecord
+from okxlab.db.ops import insert_ignore
+from okxlab.errors import TransientError
+
+if TYPE_CHECKING:
+    from okxlab.pipeline.env import StageEnv
+
+log = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("snapshot", "quality", "features", "plan", "validate", "risk", "order")
+TERMINAL = frozenset({"completed", "skipped", "invalid_plan", "rejected", "failed"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TransientError | ccxt.NetworkError):
+        return True
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+@dataclass
+class Delivery:
+    """How the task running a stage was delivered (recorded, not assumed)."""
+
+    queue: str | None = None
+    worker: str | None = None
+    task_id: str | None = None
+
+
+@dataclass
+class StageContext:
+    session: Session  # the stage's transaction: rows added here commit with the stage record
+    run: Run
+    env: StageEnv
+    gathered: Any = None  # what the stage's gather step returned
+
+    @property
+    def agent(self):  # noqa: ANN201 - AgentConfig; imported lazily to keep this module light
+        return self.env.config.agent(self.run.agent)
+
+
+@dataclass
+class StageResult:
+    output: dict[str, Any] = field(default_factory=dict)  # a short summary for `runs show`
+    end: tuple[str, str] | None = None  # (run status, reason) when the run ends here
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    record: Callable[[StageContext], StageResult]
+    gather: Callable[[StageEnv, Run], Any] | None = None  # runs outside any transaction; `run` is detached
+
+
+class _AlreadyDone(Exception):
+    pass
+
+
+def _now_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def _previous_finished(session: Session, run: Run, stage: str) -> datetime | None:
+    """When the previous stage finished (the moment this stage's task was queued)."""
+    i = STAGES.index(stage)
+    if i == 0:
+        return run.created_at
+    prev = session.scalar(select(StageRecord).where(StageRecord.run_id == run.id, StageRecord.stage == STAGES[i - 1]))
+    return prev.finished_at if prev else None
+
+
+def _begin_attempt(env: StageEnv, stage: str, run_id: str, delivery: Delivery) -> tuple[str, Run | None]:
+    """Record the attempt. Returns 'go', 'done' (already complete) or 'stop' (the run has ended), and the run."""
+    with env.sessions.begin() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise LookupError(f"run {run_id} does not exist")
+        if run.status in TERMINAL:
+            return "stop", None
+        record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == stage))
+        if record is not None and record.status == "done":
+            return "done", None
+        i = STAGES.index(stage)
+        if i > 0:
+            prev = s.scalar(select(StageRecord.status).where(StageRecord.run_id == run_id,
+                                                             StageRecord.stage == STAGES[i - 1]))
+            if prev != "done":  # out of order (a stray message): the reconciler restarts runs properly
+                log.warning("run %s: %s delivered before %s finished; ignoring", run_id, stage, STAGES[i - 1])
+                return "stop", None
+        if record is None:
+            insert_ignore(s, StageRecord, [{"run_id": run_id, "stage": stage, "status": "running", "attempts": 0,
+                                            "output": {}}], ["run_id", "stage"])
+            record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == stage))
+        now = env.now()
+        queued_at = _previous_finished(s, run, stage)
+        record.status = "running"
+        record.attempts += 1
+        record.started_at = now
+        record.queue, record.worker, record.task_id = delivery.queue, delivery.worker, delivery.task_id
+        record.queue_wait_ms = round((now - queued_at).total_seconds() * 1000, 3) if queued_at else None
+        record.error = None
+        run.status, run.stage, run.updated_at = "running", stage, now
+        run.started_at = run.started_at or now
+    return "go", run
+
+
+def _fail(env: StageEnv, stage: str, run_id: str, error: str, *, end_run: bool) -> None:
+    with env.sessions.begin() as s:
+        record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == stage))
+        run = s.get(Run, run_id)
+        now = env.now()
+        if record is not None and record.status != "done":
+            record.error = error[:2000]
+            if end_run:
+                record.status, record.finished_at = "failed", now
+        if run is not None and end_run and run.status not in TERMINAL:
+            run.status, run.reason, run.finished_at, run.updated_at = "failed", f"{stage} failed: {error}"[:2000], now, now
+
+
+def execute_stage(stage: str, run_id: str, env: StageEnv, delivery: Delivery | None = None) -> bool:
+    """Run `stage` of `run_id` once. Returns True if the run should go on to the next stage."""
+    from okxlab.pipeline.registry import stage_named  # the stage bodies live in the domain packages
+
+    delivery = delivery or Delivery()
+    state, detached_run = _begin_attempt(env, stage, run_id, delivery)
+    if state != "go":
+        return state == "done"
+    definition = stage_named(stage)
+    started = time.perf_counter()
+    try:
+        gathered = definition.gather(env, detached_run) if definition.gather else None
+        with env.sessions.begin() as s:
+            run = s.get(Run, run_id)
+            result = definition.record(StageContext(session=s, run=run, env=env, gathered=gathered))
+            now = env.now()
+            done = s.execute(
+                update(StageRecord)
+                .where(StageRecord.run_id == run_id, StageRecord.stage == stage, StageRecord.status != "done")
+                .values(status="done", finished_at=now, duration_ms=_now_ms(started), output=result.output, error=None)
+            )
+            if done.rowcount == 0:
+                raise _AlreadyDone
+            run.updated_at = now
+            if result.end is not None:
+                run.status, run.reason = result.end
+                run.finished_at = now
+    except (_AlreadyDone, IntegrityError):
+        # Another delivery of this stage finished first; its records stand and ours were rolled back.
+        with env.sessions.begin() as s:
+            run = s.get(Run, run_id)
+            return run is not None and run.status not in TERMINAL
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}".strip()
+        if is_transient(exc):
+            try:
+                _fail(env, stage, run_id, message, end_run=False)
+            except Exception:  # the database itself may be what is away
+                log.debug("could not record transient error for %s/%s", run_id, stage, exc_info=True)
+            raise
+        log.exception("run %s: stage %s failed", run_id, stage)
+        _fail(env, stage, run_id, message, end_run=True)
+        return False
+    return result.end is None
