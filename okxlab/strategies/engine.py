@@ -177,7 +177,7 @@ def _fired(strategy: Strategy, signals: Signals, kind: str, side: str, i: int) -
     group = (strategy.entries if kind == "entry" else strategy.exits).get(side)
     if group is None:
         return ()
-    return tuple(c.path for c in group.leaves() if signals.conditions[c.path][i])
+    return tuple(c.path for c in group.leaves() if c.path in signals.conditions and signals.conditions[c.path][i])
 
 
 def _finite(x: float) -> float | None:

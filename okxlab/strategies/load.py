@@ -181,7 +181,7 @@ def _all_conditions(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
 
 def _normalise(document: Any) -> tuple[Any, set[str]]:
     """A copy where an `other` operand without an indicator takes its condition's indicator (and its
-    params, unless it gives its own), and the paths of the params it inherited."""
+    params, unless it gives its own), and the paths of what it inherited (reported at the condition)."""
     document = copy.deepcopy(document)
     inherited: set[str] = set()
     if isinstance(document, dict):
@@ -189,6 +189,7 @@ def _normalise(document: Any) -> tuple[Any, set[str]]:
             other = cond.get("other")
             if isinstance(other, dict) and "indicator" not in other and isinstance(cond.get("indicator"), str):
                 other["indicator"] = cond["indicator"]
+                inherited.add(f"{path}.other.indicator")
                 if "params" not in other and "params" in cond:
                     other["params"] = copy.deepcopy(cond["params"])
                     inherited.add(f"{path}.other.params")
