@@ -26,7 +26,8 @@ def agent_settings(agent: AgentConfig) -> dict[str, Any]:
         "params": agent.params,
         "offline_fallback": agent.offline_fallback,
         "llm": {k: v for k, v in agent.llm.items() if k in
-                ("provider", "model", "base_url", "api_key_env", "temperature", "max_tokens", "timeout", "json_mode")},
+                ("provider", "model", "base_url", "region", "api_key_env", "temperature", "max_tokens", "timeout",
+                  "max_retries", "json_mode")},
         "mode": agent.mode,
         "limits": agent.limits.to_json(),
     }

@@ -168,8 +168,12 @@ def _agent(entry: Any, index: int, global_risk: dict[str, Any], where: str) -> A
     planner = entry.get("planner")
     if planner not in PLANNER_KINDS:
         raise ConfigError(f"{label}: planner must be one of {', '.join(PLANNER_KINDS)}, not {planner!r}")
-    if planner == "llm" and not isinstance(entry.get("llm"), dict):
-        raise ConfigError(f"{label}: an llm agent needs an [agents.llm] table (provider, model, api_key_env)")
+    if planner == "llm":
+        if not isinstance(entry.get("llm"), dict):
+            raise ConfigError(f"{label}: an llm agent needs an [agents.llm] table (provider, model, api_key_env)")
+        from okxlab.planning.providers import parse_llm_settings  # settings are checked here, keys at start-up
+
+        parse_llm_settings(name, entry["llm"])
     if planner == "strategy" and not isinstance(entry.get("strategy"), str):
         raise ConfigError(f"{label}: a strategy agent needs strategy = \"builtin:NAME\" or a path to a strategy file")
     bar = entry.get("bar", "4H")

@@ -20,6 +20,18 @@ def insert_ignore(session: Session, model: type[Base], rows: list[dict[str, Any]
     return session.execute(stmt).rowcount or 0
 
 
+def insert_new(session: Session, model: type[Base], rows: list[dict[str, Any]], conflict: list[str],
+               key: str) -> list[Any]:
+    """Like insert_ignore, but returns the `key` of each row this statement actually inserted (so of two
+    racing callers, exactly one learns that it created a given row)."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict).returning(getattr(model, key))
+    return list(session.scalars(stmt))
+
+
 def audit(session: Session, kind: str, message: str, *, agent: str | None = None, run_id: str | None = None,
           actor: str = "system", data: dict[str, Any] | None = None) -> None:
     """Append an event to the audit log (in the caller's transaction)."""

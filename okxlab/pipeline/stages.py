@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("snapshot", "quality", "features", "plan", "validate", "risk", "order")
 TERMINAL = frozenset({"completed", "skipped", "invalid_plan", "rejected", "failed"})
 
+# Hard time limit per stage, in seconds (the soft limit is 10 s less). The plan stage waits on a model: two
+# calls (plan and repair), each with the provider's timeout and the SDK's retries.
+STAGE_TIME_LIMITS: dict[str, int] = {"snapshot": 90, "quality": 60, "features": 60, "plan": 600, "validate": 60,
+                                     "risk": 60, "order": 180}
+
 
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TransientError | ccxt.NetworkError):

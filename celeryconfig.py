@@ -1,0 +1,55 @@
+"""Celery configuration for okxlab: queues, routes, delivery guarantees, limits, beat. One place for all of it.
+
+The broker comes from OKXLAB_BROKER_URL (Redis or RabbitMQ in production; the in-process `memory://`
+broker when unset, for the embedded quick start).
+"""
+
+from kombu import Exchange, Queue
+
+from okxlab.config import broker_url as _broker_url
+from okxlab.pipeline.stages import STAGE_TIME_LIMITS, STAGES
+from schedules.beat import beat_schedule as _beat_schedule
+
+SERVICE_QUEUES = ("dispatch", "review", "replay")
+
+broker_url = _broker_url()
+broker_connection_retry_on_startup = True
+# Redis re-delivers an unacknowledged message after this long. It must exceed the longest task (plan, 600 s)
+# plus the longest retry countdown, or a task still running would be delivered a second time.
+broker_transport_options = {"visibility_timeout": 3600}
+
+# Progress lives in Postgres, not in a result backend.
+task_ignore_result = True
+result_backend = None
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+_exchange = Exchange("okxlab", type="direct")
+task_queues = tuple(Queue(name, _exchange, routing_key=name) for name in (*STAGES, *SERVICE_QUEUES))
+task_default_queue = "dispatch"
+task_default_exchange = "okxlab"
+task_default_routing_key = "dispatch"
+task_routes = {
+    **{f"okxlab.{stage}": {"queue": stage, "routing_key": stage} for stage in STAGES},
+    "okxlab.dispatch": {"queue": "dispatch", "routing_key": "dispatch"},
+    "okxlab.reconcile_runs": {"queue": "dispatch", "routing_key": "dispatch"},
+    "okxlab.nightly_report": {"queue": "review", "routing_key": "review"},
+    "okxlab.reconcile_ledgers": {"queue": "review", "routing_key": "review"},
+}
+
+# At-least-once delivery that survives a worker crash; stages are idempotent, so a redelivery is harmless.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_annotations = {
+    f"okxlab.{stage}": {"time_limit": limit, "soft_time_limit": limit - 10} for stage, limit in STAGE_TIME_LIMITS.items()
+}
+
+# Flower shows tasks from events.
+worker_send_task_events = True
+task_send_sent_event = True
+
+beat_schedule = _beat_schedule()

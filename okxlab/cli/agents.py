@@ -1,0 +1,87 @@
+"""okxlab agents list | halt | resume"""
+
+from __future__ import annotations
+
+import getpass
+
+import click
+from sqlalchemy import func, select
+
+from okxlab.agents import sync_agents
+from okxlab.cli.common import config, echo_json, open_db, table
+from okxlab.db.models import Agent, EquitySnapshot, Run, utcnow
+from okxlab.domain import TradingState
+from okxlab.errors import UserError
+from okxlab.risk.stage import change_trading_state
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user database entry (containers)
+        return "cli"
+
+
+@click.group()
+def agents() -> None:
+    """Agents: their planners, trading states and equity."""
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(as_json: bool) -> None:
+    """Every configured agent with its trading state and latest equity."""
+    cfg = config()
+    with open_db()() as s:
+        rows = []
+        for a in cfg.agents:
+            row = s.get(Agent, a.name)
+            eq = s.scalars(select(EquitySnapshot).where(EquitySnapshot.agent == a.name)
+                           .order_by(EquitySnapshot.ts.desc(), EquitySnapshot.id.desc()).limit(1)).first()
+            n_runs = s.scalar(select(func.count()).select_from(Run).where(Run.agent == a.name))
+            planner = a.strategy if a.planner == "strategy" else f"{a.llm.get('provider')}/{a.llm.get('model')}"
+            rows.append({"name": a.name, "planner": a.planner, "uses": planner, "symbols": list(a.symbols),
+                         "trading_state": row.trading_state if row else "ACTIVE",
+                         "state_reason": row.state_reason if row else None,
+                         "state_changed_at": row.state_changed_at if row else None,
+                         "equity": eq.equity if eq else a.initial_equity, "equity_book": eq.book if eq else None,
+                         "equity_at": eq.ts if eq else None,
+                         "return_pct": ((eq.equity / a.initial_equity - 1) * 100) if eq else 0.0, "runs": n_runs})
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(table(["AGENT", "PLANNER", "SYMBOLS", "STATE", "EQUITY", "RETURN", "BOOK", "RUNS"],
+                     [[r["name"], r["uses"], ",".join(r["symbols"]),
+                       r["trading_state"] + (f" ({r['state_reason']})" if r["state_reason"] else ""),
+                       r["equity"], f"{r['return_pct']:+.2f}%", r["equity_book"] or "(no runs)", r["runs"]]
+                      for r in rows]))
+
+
+def _change(name: str, target: TradingState, reason: str | None) -> None:
+    cfg = config()
+    cfg.agent(name)  # unknown agents are refused with the list of known ones
+    with open_db().begin() as s:
+        sync_agents(s, cfg)
+        agent = s.get(Agent, name)
+        if target != TradingState.ACTIVE and agent.trading_state == target.value:
+            raise UserError(f"agent {name} is already {target.value}")
+        if target == TradingState.ACTIVE and agent.trading_state == TradingState.ACTIVE.value:
+            raise UserError(f"agent {name} is already ACTIVE")
+        change_trading_state(s, agent, target, by=actor(), now=utcnow(), reason=reason)
+    click.echo(f"agent {name} is now {target.value}" + (f" ({reason})" if reason else ""))
+
+
+@agents.command()
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@click.option("--reduce-only", is_flag=True, help="Allow closing and reducing only, instead of a full halt.")
+def halt(name: str, reason: str, reduce_only: bool) -> None:
+    """Stop an agent opening positions (closing is always allowed)."""
+    _change(name, TradingState.REDUCE_ONLY if reduce_only else TradingState.HALTED, reason)
+
+
+@agents.command()
+@click.argument("name")
+def resume(name: str) -> None:
+    """Return a halted or reduce-only agent to ACTIVE (counters reset)."""
+    _change(name, TradingState.ACTIVE, None)

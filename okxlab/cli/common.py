@@ -1,0 +1,82 @@
+"""What every command shares: opening the database, tables, JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from okxlab.config import Config, database_url, load_config
+from okxlab.db.migrate import current_revision, head_revision
+from okxlab.db.session import check_connection, redact, session_factory
+from okxlab.errors import UserError
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database)
+    return None
+
+
+def open_db(*, must_exist: bool = True) -> sessionmaker[Session]:
+    """The configured database, checked: reachable, and migrated to the current schema."""
+    url = database_url()
+    path = _sqlite_path(url)
+    if must_exist and path is not None and not path.exists():
+        raise UserError(f"no okxlab database at {path}; run `okxlab demo` or `okxlab db upgrade` first "
+                        "(or set OKXLAB_DATABASE_URL / OKXLAB_HOME)")
+    check_connection(url)
+    current = current_revision(url)
+    if current != head_revision():
+        raise UserError(f"the database at {redact(url)} is at schema {current or 'none'}, not {head_revision()}; "
+                        "run `okxlab db upgrade`")
+    return session_factory(url)
+
+
+def config() -> Config:
+    return load_config()
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [[fmt(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, default=_default, indent=2, sort_keys=False)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(dumps(data))
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"okxlab: error: {message}", err=True)
+    sys.exit(code)

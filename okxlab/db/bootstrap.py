@@ -1,0 +1,34 @@
+"""Bring a database to the current schema and in line with the config (agents, default schedules)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from okxlab.agents import sync_agents
+from okxlab.config import Config
+from okxlab.db.migrate import upgrade
+from okxlab.db.models import Schedule
+from okxlab.db.ops import audit, get_control, set_control
+from okxlab.db.session import session_scope
+from schedules.defaults import DEFAULT_SCHEDULES
+
+SEEDED_KEY = "default_schedules_seeded"
+
+
+def seed_default_schedules(session: Session) -> int:
+    """Insert the default schedules once per database (a user's later removals stick)."""
+    if get_control(session, SEEDED_KEY):
+        return 0
+    for name, agent, kind, expr in DEFAULT_SCHEDULES:
+        session.add(Schedule(name=name, agent=agent, kind=kind, expr=expr, enabled=True))
+        audit(session, "schedule.added", f"default schedule {name} ({kind} {expr}) added")
+    set_control(session, SEEDED_KEY, {"seeded": True})
+    return len(DEFAULT_SCHEDULES)
+
+
+def prepare(config: Config, url: str | None = None, *, seed: bool = True) -> None:
+    upgrade(url)
+    with session_scope(url) as s:
+        sync_agents(s, config)
+        if seed:
+            seed_default_schedules(s)

@@ -1,0 +1,1 @@
+"""What runs when: celery beat entries, and the default schedules seeded into the schedules table."""

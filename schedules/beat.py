@@ -1,0 +1,34 @@
+"""The fixed beat entries. Agent schedules are not here: they live in the schedules table, edited at runtime
+with `okxlab schedules ...`, and read by the dispatch entry every few seconds.
+
+Every entry has `expires`, so messages beat sent while no worker was listening are dropped, not piled up.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery.schedules import crontab
+
+
+def _report_time() -> tuple[int, int]:
+    raw = os.environ.get("OKXLAB_REPORT_TIME", "00:05")
+    try:
+        hour, minute = (int(x) for x in raw.split(":"))
+        if not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"okxlab: error: OKXLAB_REPORT_TIME={raw!r} must be HH:MM (UTC), e.g. 00:05") from None
+    return hour, minute
+
+
+def beat_schedule() -> dict:
+    hour, minute = _report_time()
+    return {
+        "dispatch-due-runs": {"task": "okxlab.dispatch", "schedule": 10.0, "options": {"expires": 9}},
+        "reconcile-stuck-runs": {"task": "okxlab.reconcile_runs", "schedule": 60.0, "options": {"expires": 55}},
+        "nightly-report": {"task": "okxlab.nightly_report", "schedule": crontab(minute=minute, hour=hour),
+                           "options": {"expires": 3600}},
+        "daily-ledger-reconcile": {"task": "okxlab.reconcile_ledgers", "schedule": crontab(minute=15, hour=0),
+                                   "options": {"expires": 3600}},
+    }

@@ -1,0 +1,73 @@
+"""okxlab's Celery tasks. Each is a few lines: deliver to a domain function, stop the chain when the run ends.
+
+Task names are stable strings (`okxlab.snapshot`, ...), independent of module paths; routes send each stage
+to its own queue (celeryconfig.py).
+"""
+
+from __future__ import annotations
+
+from celery import Task, chain
+
+from okxlab.errors import TransientError
+from okxlab.pipeline.stages import STAGES, Delivery, execute_stage, is_transient
+from workers.app import app
+
+
+class StageTask(Task):
+    """Retries transient failures (network, exchange or database briefly away) with exponential backoff."""
+
+    abstract = True
+    autoretry_for = (TransientError,)
+    retry_backoff = 1
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 8
+    acks_late = True
+    reject_on_worker_lost = True
+
+
+def _run_stage(task: Task, stage: str, run_id: str) -> dict:
+    from okxlab.pipeline.env import default_env
+
+    info = task.request.delivery_info or {}
+    delivery = Delivery(queue=info.get("routing_key"), worker=task.request.hostname, task_id=task.request.id)
+    try:
+        go_on = execute_stage(stage, run_id, default_env(), delivery)
+    except Exception as exc:
+        if is_transient(exc):
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        raise
+    if not go_on:
+        task.request.chain = None  # the run ended at this stage: send nothing further
+    return {"run_id": run_id, "stage": stage, "continue": go_on}
+
+
+def _stage_task(stage: str):  # noqa: ANN202
+    @app.task(name=f"okxlab.{stage}", base=StageTask, bind=True)
+    def stage_task(self: Task, run_id: str) -> dict:
+        return _run_stage(self, stage, run_id)
+
+    return stage_task
+
+
+STAGE_TASKS = {stage: _stage_task(stage) for stage in STAGES}
+
+
+def start_run(run_id: str, from_stage: str = "snapshot") -> None:
+    """Send a run's chain of stage tasks, passing only its id."""
+    i = STAGES.index(from_stage)
+    chain(*(STAGE_TASKS[stage].si(run_id) for stage in STAGES[i:])).apply_async()
+
+
+@app.task(name="okxlab.dispatch", bind=True, acks_late=True)
+def dispatch(self: Task) -> dict:
+    from okxlab.pipeline.runner import dispatch_and_start
+
+    return {"started": dispatch_and_start(start_run)}
+
+
+@app.task(name="okxlab.reconcile_runs", bind=True, acks_late=True)
+def reconcile_runs(self: Task) -> dict:
+    from okxlab.pipeline.runner import resume_stuck
+
+    return {"resumed": resume_stuck(start_run)}
