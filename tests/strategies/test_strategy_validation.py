@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,16 @@ def test_schema_and_registry_agree() -> None:
         assert all("default" in spec or name == "candle" for spec in indicator_param_schema(name).values())
     for rule in SIGNAL_RULES.values():
         assert set(rule.indicators) <= set(INDICATORS)
+
+
+def test_the_examples_in_the_docs_are_valid() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "strategies.md"
+    if not docs.is_file():
+        pytest.skip("docs/strategies.md is not in this checkout")
+    blocks = re.findall(r"```json\n(.*?)```", docs.read_text(), re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        document = json.loads(block)
+        if "schema_version" not in document:  # a group on its own
+            document = {**BASE, "entries": {"long": document}}
+        assert problems(document) == [], block
