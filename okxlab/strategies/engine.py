@@ -23,6 +23,9 @@ from okxlab.strategies import signals as sig
 from okxlab.strategies.indicators import IndicatorBook, Ohlcv, as_ohlcv
 from okxlab.strategies.model import SIDES, Condition, Group, Operand, Stop, Strategy
 
+ARRAYS = ("close", "enter_long", "exit_long", "enter_short", "exit_short",
+          "stop_long", "take_long", "stop_short", "take_short", "ready")
+
 
 @dataclass(frozen=True)
 class Signals:
@@ -46,9 +49,7 @@ class Signals:
         return len(self.close)
 
     def to_frame(self) -> pd.DataFrame:
-        columns = ("close", "enter_long", "exit_long", "enter_short", "exit_short",
-                   "stop_long", "take_long", "stop_short", "take_short", "ready")
-        return pd.DataFrame({c: getattr(self, c) for c in columns}, index=pd.Index(self.ts, name="ts"))
+        return pd.DataFrame({c: getattr(self, c) for c in ARRAYS}, index=pd.Index(self.ts, name="ts"))
 
 
 class _Evaluator:
@@ -140,24 +141,17 @@ def evaluate_rolling(strategy: Strategy, candles: Any, window: int) -> Signals:
     depend slightly on where their window starts; use this when a replay must match live runs bit for bit.
     It evaluates once per bar, so it is slower than `evaluate`."""
     data = as_ohlcv(candles)
-    n = len(data)
-    if n <= window:
-        return evaluate(strategy, data)
-    parts = [evaluate(strategy, data.head(window))]
-    rows = [_row(evaluate(strategy, data.head(t + 1).tail(window)), -1) for t in range(window, n)]
-    first = parts[0]
-    fields = ("close", "enter_long", "exit_long", "enter_short", "exit_short",
-              "stop_long", "take_long", "stop_short", "take_short", "ready")
-    joined = {f: np.concatenate([getattr(first, f), np.array([r[f] for r in rows])]) for f in fields}
-    conditions = {k: np.concatenate([v, np.array([r["conditions"][k] for r in rows])]) for k, v in first.conditions.items()}
-    return Signals(strategy=strategy.name, ts=data.ts, conditions=conditions, **joined)
+    first = evaluate(strategy, data.head(window))  # the first `window` bars share one window
+    later = [evaluate(strategy, data.head(t + 1).tail(window)) for t in range(window, len(data))]
+    if not later:
+        return first
 
+    def join(head: np.ndarray, tail: list[Any]) -> np.ndarray:
+        return np.concatenate([head, np.array(tail, dtype=head.dtype)])
 
-def _row(s: Signals, i: int) -> dict[str, Any]:
-    out: dict[str, Any] = {f: getattr(s, f)[i] for f in ("close", "enter_long", "exit_long", "enter_short", "exit_short",
-                                                        "stop_long", "take_long", "stop_short", "take_short", "ready")}
-    out["conditions"] = {k: v[i] for k, v in s.conditions.items()}
-    return out
+    arrays = {f: join(getattr(first, f), [getattr(s, f)[-1] for s in later]) for f in ARRAYS}
+    conditions = {k: join(v, [s.conditions[k][-1] for s in later]) for k, v in first.conditions.items()}
+    return Signals(strategy=strategy.name, ts=data.ts, conditions=conditions, **arrays)
 
 
 # ---- the decision rule ----------------------------------------------------------------------------------

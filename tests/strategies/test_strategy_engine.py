@@ -90,6 +90,9 @@ def test_rolling_windows_match_evaluating_each_window() -> None:
         for name in ARRAYS:
             np.testing.assert_array_equal(getattr(rolling, name)[t], getattr(one, name)[-1], err_msg=f"{name}@{t}")
     assert_prefix_equal(rolling, evaluate(strategy, data.iloc[:150]))
+    assert rolling.enter_long.dtype == bool and rolling.stop_long.dtype == float
+    short = evaluate_rolling(strategy, data.iloc[:100], window=150)
+    assert short.enter_long.dtype == bool and len(short) == 100
 
 
 def signals(**arrays: list) -> Signals:
