@@ -43,6 +43,7 @@ from okxlab.strategies.rules import COMMON_FIELDS, DEFAULT_DIVERGENCE_LOOKBACK, 
 BUILTIN_PREFIX = "builtin:"
 SCHEMA_FILE = "strategy.v1.schema.json"
 _REF = re.compile(r"^\$([a-z][a-z0-9_]{0,39})$")
+NEEDS_STOP = "required when there are entries: every opening decision needs a stop loss"
 _TEXT_KEYS = frozenset({"label", "description", "name"})  # free text: never a parameter reference
 
 
@@ -143,16 +144,22 @@ def _schema_message(error: ValidationError, document: Any) -> str:
     return message if len(message) <= 200 else message[:197] + "..."
 
 
+def _order(parts: Any) -> list[tuple[int, int | str]]:
+    """Sort key of a path: list indexes numerically (conditions[2] before conditions[10])."""
+    return [(0, p) if isinstance(p, int) else (1, str(p)) for p in parts]
+
+
 def _schema_problems(document: Any, sites: Mapping[str, str] | None = None) -> list[Problem]:
-    errors = sorted(_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
-    problems = []
-    for e in errors:
-        path = _path(e.absolute_path)
-        message = _schema_message(e, document)
+    found = []
+    for e in _validator().iter_errors(document):
+        parts, message = list(e.absolute_path), _schema_message(e, document)
+        if e.validator == "required" and parts in ([], ["stops"]) and set(e.validator_value) & {"stops", "stop_loss"}:
+            parts, message = ["stops", "stop_loss"], NEEDS_STOP
+        path = _path(parts)
         if sites and path in sites:
             message += f" (value of parameter {sites[path]!r})"
-        problems.append(Problem(path, message))
-    return problems
+        found.append((_order(parts), Problem(path, message)))
+    return [problem for _, problem in sorted(found, key=lambda item: item[0])]
 
 
 # ---- walking the groups ---------------------------------------------------------------------------------
@@ -347,8 +354,6 @@ def _rule_problems(document: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(f"stops.{key}", "give exactly one of percent or atr_multiple"))
         elif "atr_period" in spec and kinds == ["percent"]:
             problems.append(Problem(f"stops.{key}.atr_period", "only used with atr_multiple; remove it"))
-    if document.get("entries") and "stop_loss" not in stops:
-        problems.append(Problem("stops.stop_loss", "required when there are entries: every opening decision needs a stop loss"))
     return problems
 
 

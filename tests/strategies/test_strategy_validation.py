@@ -231,3 +231,13 @@ def test_the_examples_in_the_docs_are_valid() -> None:
         if "schema_version" not in document:  # a group on its own
             document = {**BASE, "entries": {"long": document}}
         assert problems(document) == [], block
+
+
+def test_problems_of_different_passes_and_numeric_order() -> None:
+    d = doc(stops={})
+    good = {"indicator": "rsi", "signal": "oversold"}
+    d["entries"]["long"]["conditions"] = [good] * 11
+    d["entries"]["long"]["conditions"][2] = {**good, "params": {"period": 0}}
+    d["entries"]["long"]["conditions"][10] = {**good, "params": {"period": 0}}
+    assert [p.split(":")[0] for p in problems(d)] == [
+        "entries.long.conditions[2].params.period", "entries.long.conditions[10].params.period", "stops.stop_loss"]
