@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from okxlab.config import AgentConfig
-from okxlab.domain import Position
+from okxlab.domain import Position, Side
 from okxlab.planning.base import PlanContext, PlanResult
 from okxlab.planning.schema import PLAN_SCHEMA_VERSION
 from okxlab.risk.limits import RiskLimits
@@ -59,12 +59,14 @@ class StrategyPlanner:
         """Every bar's signals over a window of candles (see `engine.evaluate`)."""
         return evaluate(self.strategy, candles)
 
-    def choice(self, signals: Signals, i: int, position: Position | None) -> Choice:
-        return decide(self.strategy, signals, i, position.side if position else None)
+    def choice(self, signals: Signals, i: int, position: Position | Side | None) -> Choice:
+        side = position.side if isinstance(position, Position) else position
+        return decide(self.strategy, signals, i, side)
 
-    def decision(self, symbol: str, signals: Signals, i: int, position: Position | None, equity: float,
+    def decision(self, symbol: str, signals: Signals, i: int, position: Position | Side | None, equity: float,
                  limits: RiskLimits, tick_size: float | None = None) -> dict[str, Any]:
-        """The plan decision (okxlab.plan.v1 JSON) for `symbol` at bar i of `signals`."""
+        """The plan decision (okxlab.plan.v1 JSON) for `symbol` at bar i of `signals`; `position` is the
+        position held (or just its side, "long"/"short"), None when flat."""
         choice = self.choice(signals, i, position)
         return self._decision(symbol, choice, signals, i, equity, limits, tick_size)
 

@@ -79,8 +79,7 @@ def test_fast_path_gives_the_same_decisions_as_planning_each_bar() -> None:
     side, fast = None, {}
     limits = RiskLimits()
     for t in range(len(data)):
-        held = position(BTC, side) if side else None
-        d = planner.decision(BTC, signals, t, held, 10_000.0, limits, tick_size=0.1)
+        d = planner.decision(BTC, signals, t, side, 10_000.0, limits, tick_size=0.1)
         if d["action"] != "hold":
             fast[t] = d
         side = d["action"].removeprefix("open_") if d["action"].startswith("open") else (None if d["action"] == "close" else side)
