@@ -335,7 +335,7 @@ def _condition_problems(cond: dict[str, Any], path: str) -> list[Problem]:
                 problems.append(Problem(f"{path}.other.indicator", "a candlestick pattern is not a line to compare with"))
             else:
                 problems += _operand_problems(other, f"{path}.other", True)
-                if _operand(cond, "candle") == _operand(other, "candle"):
+                if _operand(cond) == _operand(other):
                     problems.append(Problem(f"{path}.other", "compares a line with itself; name another line or indicator"))
     return problems
 
@@ -367,9 +367,8 @@ def _filled(indicator: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _operand(node: Mapping[str, Any], indicator: str | None = None) -> Operand:
-    name = node.get("indicator") or indicator
-    assert name is not None
+def _operand(node: Mapping[str, Any]) -> Operand:
+    name = node["indicator"]
     params: Params = tuple(_filled(name, node.get("params", {})).items())
     return Operand(name, params, node.get("line") or INDICATORS[name].lines[0])
 
