@@ -43,12 +43,14 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from okxlab.cli import agents, db, demo, risk, runs, schedules
-    from okxlab.cli.sim import sim
+    from okxlab.cli import agents, db, risk, runs, schedules
     from okxlab.cli.strategies import strategies
 
-    for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, demo.demo, sim, strategies):
+    for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, strategies):
         main.add_command(command)
 
 
 _register()
+
+if __name__ == "__main__":
+    main()

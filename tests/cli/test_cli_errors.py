@@ -1,0 +1,104 @@
+"""Bad input gets one clear line, a non-zero exit, and nothing written; passwords never show."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from okxlab.cli.main import main
+from okxlab.db.bootstrap import prepare
+from okxlab.db.models import AuditEvent, Schedule
+from okxlab.db.session import session_scope
+from okxlab.config import load_config
+
+
+def _run(args: list[str], env: dict[str, str] | None = None):  # noqa: ANN202
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+def _one_error_line(result) -> str:  # noqa: ANN001
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("okxlab: error: ")
+    assert "Traceback" not in result.output + result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def prepared_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    prepare(load_config(), db_url)
+    monkeypatch.setenv("OKXLAB_DATABASE_URL", db_url)
+    return db_url
+
+
+def _schedule_count(url: str) -> tuple[int, int]:
+    with session_scope(url) as s:
+        return (s.scalar(select(func.count()).select_from(Schedule)),
+                s.scalar(select(func.count()).select_from(AuditEvent)))
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["schedules", "add", "x", "--cron", "99 * * * *"], "crontab '99 * * * *' is not valid"),
+    (["schedules", "add", "x", "--every", "3 hours"], "is not a number and a unit"),
+    (["schedules", "add", "x", "--every", "1h", "--cron", "* * * * *"], "give exactly one of"),
+    (["schedules", "add", "x", "--every", "1h", "--agent", "nobody"], "unknown agent 'nobody'"),
+    (["schedules", "add", "every-4h", "--every", "1h"], "already exists"),
+    (["schedules", "disable", "nope"], "no schedule named 'nope'"),
+])
+def test_bad_schedule_input_is_refused_and_nothing_is_written(prepared_db: str, args: list[str], expected: str) -> None:
+    before = _schedule_count(prepared_db)
+    line = _one_error_line(_run(args))
+    assert expected in line
+    assert _schedule_count(prepared_db) == before
+
+
+def test_schedule_changes_are_written_and_audited(prepared_db: str) -> None:
+    assert _run(["schedules", "add", "fast", "--every", "15m", "--agent", "trend"]).exit_code == 0
+    assert _run(["schedules", "disable", "fast"]).exit_code == 0
+    listed = _run(["schedules", "list", "--json"])
+    assert '"name": "fast"' in listed.output and '"enabled": false' in listed.output
+    assert _run(["schedules", "remove", "fast"]).exit_code == 0
+    with session_scope(prepared_db) as s:
+        kinds = s.scalars(select(AuditEvent.kind).where(AuditEvent.kind.like("schedule.%")).order_by(AuditEvent.id)).all()
+    assert kinds[-3:] == ["schedule.added", "schedule.disabled", "schedule.removed"]
+
+
+def test_unknown_agent_and_unknown_run(prepared_db: str) -> None:
+    assert "unknown agent 'ghost'" in _one_error_line(_run(["agents", "halt", "ghost", "--reason", "x"]))
+    assert "no run 'nope'" in _one_error_line(_run(["runs", "show", "nope"]))
+
+
+def test_unreachable_database_names_it_without_the_password() -> None:
+    url = "postgresql://trader:s3cr3t-Pa55@127.0.0.1:1/okxlab"
+    result = _run(["runs", "list"], env={"OKXLAB_DATABASE_URL": url})
+    line = _one_error_line(result)
+    assert "cannot reach the database" in line and "127.0.0.1:1" in line
+    assert "s3cr3t-Pa55" not in result.output + result.stderr
+
+
+def test_missing_embedded_database_says_what_to_do(tmp_path: Path) -> None:
+    line = _one_error_line(_run(["runs", "list"], env={"OKXLAB_HOME": str(tmp_path / "empty")}))
+    assert "okxlab demo" in line
+    assert not (tmp_path / "empty" / "okxlab.sqlite").exists()  # a read never creates a database
+
+
+def test_malformed_config_file(tmp_path: Path) -> None:
+    bad = tmp_path / "okxlab.toml"
+    bad.write_text("[[agents]]\nname = 'a'\nsymbols = 'BTC'\nplanner = 'strategy'\n")
+    line = _one_error_line(_run(["agents", "list"], env={"OKXLAB_CONFIG": str(bad)}))
+    assert "symbols must be a non-empty list" in line
+
+
+def test_the_console_script_exits_nonzero_with_one_line() -> None:
+    # Through a real process, as a user runs it.
+    proc = subprocess.run([sys.executable, "-m", "okxlab.cli.main", "schedules", "add", "x", "--every", "0s"],
+                          capture_output=True, text=True, env={"PATH": "", "OKXLAB_HOME": "/nonexistent-okxlab"})
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("okxlab: error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
