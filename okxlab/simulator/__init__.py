@@ -1,0 +1,21 @@
+"""The local OKX v5 REST simulator: a product feature that unmodified ccxt trades against.
+
+In-process:  Simulator (data + worlds), World (clock, accounts, matching; `World.call` serves an endpoint)
+Over HTTP:   SimServer(Simulator(...)).start() -> .url / .world_url(name) / .admin / .stop()
+Admin:       AdminClient(url) for /admin/... ; ccxt_okx(url, key, secret, passphrase) for a ready client.
+See docs/simulator.md.
+"""
+
+from okxlab.simulator.admin import AdminClient, SimAdminError
+from okxlab.simulator.client import ccxt_okx
+from okxlab.simulator.errors import OkxError
+from okxlab.simulator.faults import Faults
+from okxlab.simulator.market import BookModel, MarketData
+from okxlab.simulator.server import SimServer
+from okxlab.simulator.simulator import DEFAULT_START, DEFAULT_WORLD, AccountSpec, Simulator
+from okxlab.simulator.world import World
+
+__all__ = [
+    "DEFAULT_START", "DEFAULT_WORLD", "AccountSpec", "AdminClient", "BookModel", "Faults", "MarketData",
+    "OkxError", "SimAdminError", "SimServer", "Simulator", "World", "ccxt_okx",
+]

@@ -1,0 +1,62 @@
+"""Simulated OKX accounts: one per API key, single-currency (USDT) cross margin, net position mode.
+
+Cash, realised PnL and fees are plain floats updated fill by fill with no intermediate rounding, so a
+ledger rebuilt from the fills (fillPnl + fee per fill) reconciles with `cashBal` to well under a cent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+DEFAULT_LEVER = 3.0  # OKX's default cross leverage for a new account (set-leverage changes it)
+
+
+@dataclass
+class Position:
+    inst_id: str
+    pos_id: str
+    pos: float = 0.0  # signed contracts (net mode)
+    avg_px: float = 0.0
+    realized_pnl: float = 0.0  # closing PnL plus fees since the position opened
+    pnl: float = 0.0  # closing PnL only
+    fee: float = 0.0  # fees (negative = paid)
+    c_time: int = 0
+    u_time: int = 0
+    last_trade_id: str = ""
+
+
+@dataclass
+class Account:
+    api_key: str
+    secret: str
+    passphrase: str
+    label: str = ""
+    initial_equity: float = 10_000.0
+    balances: dict[str, float] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    leverage: dict[str, float] = field(default_factory=dict)
+    cl_ord_ids: dict[str, str] = field(default_factory=dict)  # clOrdId -> ordId (unique forever)
+    algo_cl_ord_ids: dict[str, str] = field(default_factory=dict)  # algoClOrdId -> algoId
+    u_time: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.balances:
+            self.balances = {"USDT": float(self.initial_equity)}
+
+    @property
+    def uid(self) -> str:
+        return str(int(hashlib.sha256(self.api_key.encode()).hexdigest()[:15], 16))
+
+    def lever(self, inst_id: str) -> float:
+        return self.leverage.get(inst_id, DEFAULT_LEVER)
+
+    def credit(self, ccy: str, amount: float) -> None:
+        self.balances[ccy] = self.balances.get(ccy, 0.0) + amount
+
+    def public(self) -> dict[str, object]:
+        """What the admin API shows about the account (never the secret or passphrase)."""
+        return {"api_key": self.api_key, "label": self.label, "uid": self.uid,
+                "balances": dict(self.balances), "initial_equity": self.initial_equity,
+                "positions": {k: {"pos": p.pos, "avgPx": p.avg_px, "realizedPnl": p.realized_pnl}
+                              for k, p in self.positions.items() if p.pos}}

@@ -1,0 +1,130 @@
+"""Market data the simulator serves: instruments, their price paths, synthesised books and trades.
+
+Books are synthesised around the path price at the clock: the best ask/bid sit a half spread away
+(`half_spread_bps`, at least one tick), further levels every `level_step_bps` (at least one tick), and
+each level holds `level_usd` of notional growing by half of it per level, so the cost of a market order
+grows with its size. A book is rebuilt for every query; fills do not deplete it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from okxlab.errors import UserError
+from okxlab.marketdata.candles import CandleSeries, load_path, load_shipped, stitch
+from okxlab.simulator.instruments import DEFAULT_SPECS, InstrumentSpec
+from okxlab.simulator.pricepath import PricePath
+
+MAX_BOOK_DEPTH = 400  # OKX serves at most 400 levels per side on market/books
+
+
+@dataclass(frozen=True)
+class BookModel:
+    half_spread_bps: float = 0.5
+    level_step_bps: float = 1.0
+    level_usd: float = 50_000.0
+
+
+@dataclass(frozen=True)
+class Level:
+    px: float
+    lots: int  # size in lots (contracts * 1/lotSz for swaps, base * 1/lotSz for spot)
+
+
+class MarketData:
+    """Instrument specs plus one PricePath per instrument that has data."""
+
+    def __init__(self, series: list[CandleSeries], specs: dict[str, InstrumentSpec] | None = None,
+                 book: BookModel | None = None):
+        self.specs = dict(specs or DEFAULT_SPECS)
+        self.book_model = book or BookModel()
+        by_inst: dict[str, list[CandleSeries]] = {}
+        for s in series:
+            if s.inst_id not in self.specs:
+                raise UserError(f"candle data for {s.inst_id} ({s.source or 'given data'}): the simulator only lists "
+                                f"{', '.join(self.specs)}")
+            by_inst.setdefault(s.inst_id, []).append(s)
+        self.paths: dict[str, PricePath] = {k: PricePath(self.specs[k], stitch(v)) for k, v in by_inst.items()}
+
+    @classmethod
+    def load(cls, data_paths: tuple[str | Path, ...] = (), shipped: bool = True,
+             book: BookModel | None = None) -> MarketData:
+        """The shipped candles plus any `--data` files or directories (those come first: given data
+        replaces shipped bars of the same instrument where they overlap at the same or finer bar)."""
+        given = [s for p in data_paths for s in load_path(p)]
+        series = given + (load_shipped() if shipped else [])
+        return cls(_prefer_given(given, series), book=book)
+
+    def spec(self, inst_id: str) -> InstrumentSpec | None:
+        return self.specs.get(inst_id)
+
+    def path(self, inst_id: str) -> PricePath | None:
+        return self.paths.get(inst_id)
+
+    def state(self, inst_id: str, t: int) -> str:
+        path = self.paths.get(inst_id)
+        return path.state(t) if path else "suspend"
+
+    def last(self, inst_id: str, t: int) -> float | None:
+        path = self.paths.get(inst_id)
+        return path.last_at(t) if path else None
+
+    def ranges(self) -> dict[str, dict[str, int]]:
+        return {k: {"start": p.start_ms, "end": p.end_ms} for k, p in sorted(self.paths.items())}
+
+    # ---- books --------------------------------------------------------------------------------------
+    def touch(self, spec: InstrumentSpec, mid: float) -> tuple[float, float]:
+        """(best ask, best bid) around `mid`."""
+        tick = spec.tick_sz
+        half = max(mid * self.book_model.half_spread_bps / 1e4, tick)
+        ask1 = spec.round_px(math.ceil(round((mid + half) / tick, 6)) * tick)
+        bid1 = spec.round_px(math.floor(round((mid - half) / tick, 6)) * tick)
+        return ask1, bid1
+
+    def levels(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = MAX_BOOK_DEPTH) -> Iterator[Level]:
+        """Book levels on one side, best first, generated lazily (a market order reads only what it takes)."""
+        m = self.book_model
+        step = max(spec.tick_sz, spec.round_px(mid * m.level_step_bps / 1e4))
+        first = self.touch(spec, mid)[0 if ask else 1]
+        unit = spec.lot_sz * spec.ct_val  # base units per lot
+        for i in range(depth):
+            px = spec.round_px(first + i * step if ask else first - i * step)
+            if px <= 0:
+                return
+            yield Level(px, max(1, int(m.level_usd * (1.0 + 0.5 * i) / (px * unit))))
+
+    def book(self, spec: InstrumentSpec, mid: float, depth: int) -> tuple[list[Level], list[Level]]:
+        """(asks ascending, bids descending) around `mid`, `depth` levels each."""
+        return list(self.levels(spec, mid, True, depth)), list(self.levels(spec, mid, False, depth))
+
+
+def _prefer_given(given: list[CandleSeries], series: list[CandleSeries]) -> list[CandleSeries]:
+    """Drop shipped series of an instrument when given data for it is at least as fine (stitching then
+    fills only the times the given data does not cover, from coarser shipped series)."""
+    finest_given: dict[str, int] = {}
+    for s in given:
+        finest_given[s.inst_id] = min(finest_given.get(s.inst_id, 1 << 62), s.bar_ms)
+    out = list(given)
+    for s in series[len(given):]:
+        if s.inst_id in finest_given and s.bar_ms <= finest_given[s.inst_id]:
+            continue
+        out.append(s)
+    return out
+
+
+def walk(levels: Iterable[Level], lots: int, limit_px: float | None, buy: bool) -> list[tuple[float, int]]:
+    """Take up to `lots` from `levels` (best first), not past `limit_px`: [(price, lots), ...]."""
+    out: list[tuple[float, int]] = []
+    left = lots
+    for lvl in levels:
+        if left <= 0:
+            break
+        if limit_px is not None and (lvl.px > limit_px + 1e-12 if buy else lvl.px < limit_px - 1e-12):
+            break
+        take = min(left, lvl.lots)
+        out.append((lvl.px, take))
+        left -= take
+    return out

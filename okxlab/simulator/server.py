@@ -1,0 +1,326 @@
+"""The HTTP face of the simulator: OKX's /api/v5 for each world, plus a loopback admin API.
+
+URLs:  http://HOST:PORT/api/v5/...            the default world
+       http://HOST:PORT/w/<world>/api/v5/...  another world (ccxt signs only the /api/v5/... part)
+       http://HOST:PORT/admin/...             unauthenticated admin API (see docs/simulator.md)
+
+One aiohttp event loop serves everything, so requests are processed one at a time against the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from okxlab.errors import UserError
+from okxlab.simulator import auth, router
+from okxlab.simulator.clock import iso, parse_time
+from okxlab.simulator.errors import OkxError
+from okxlab.simulator.faults import Faults
+from okxlab.simulator.simulator import DEFAULT_WORLD, AccountSpec, Simulator
+
+log = logging.getLogger(__name__)
+_SIM = web.AppKey("simulator", Simulator)
+
+
+def _okx(payload: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(payload, separators=(",", ":")), status=status,
+                        content_type="application/json")
+
+
+def _err(exc: OkxError) -> web.Response:
+    return _okx(exc.envelope(), exc.http_status)
+
+
+async def _api(request: web.Request) -> web.StreamResponse:
+    sim = request.app[_SIM]
+    name = request.match_info.get("world", DEFAULT_WORLD)
+    world = sim.worlds.get(name)
+    if world is None:
+        return _okx(OkxError("50005", f"API endpoint is inactive or unavailable. (no simulator world {name!r})").envelope(), 404)
+    endpoint = request.match_info["tail"].strip("/")
+    method = request.method
+    raw_path = request.raw_path
+    request_path = raw_path[len(f"/w/{name}"):] if "world" in request.match_info else raw_path
+    body_text = await request.text()
+    outcome = None
+    faults = world.faults
+    if faults.active and faults.applies(endpoint):
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        with sim.lock:
+            outcome = faults.draw(endpoint)
+        if outcome == "5xx":
+            return _err(OkxError("50026"))
+        if outcome == "rate_limit":
+            return _err(OkxError("50011"))
+    exists, _ = router.known(method, endpoint)
+    body: Any = None
+    if method == "POST" and exists:
+        if not body_text.strip():
+            return _err(OkxError("50000"))
+        try:
+            body = json.loads(body_text)
+        except ValueError:
+            return _err(OkxError("50002"))
+    query = {k: v for k, v in request.query.items()}
+    account = None
+    if router.is_private(method, endpoint):
+        try:
+            account = auth.authenticate(request.headers, method, request_path, body_text, world.accounts)
+        except OkxError as exc:
+            return _err(exc)
+    with sim.lock:
+        status, payload = router.dispatch(world, method, endpoint, query, body, account)
+    if outcome == "lost":
+        # The order is placed; the client never hears about it (it sees the connection drop).
+        request.transport.close()
+        raise asyncio.CancelledError
+    return _okx(payload, status)
+
+
+# ---- admin API -------------------------------------------------------------------------------------------
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _payload(request: web.Request) -> dict[str, Any]:
+    text = await request.text()
+    if not text.strip():
+        return {}
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("the request body must be a JSON object")
+    return data
+
+
+def _admin(handler):
+    async def wrapped(request: web.Request) -> web.Response:
+        sim = request.app[_SIM]
+        try:
+            data = await _payload(request) if request.method in ("POST", "PUT") else {}
+            with sim.lock:
+                return handler(sim, request, data)
+        except KeyError as exc:
+            return _bad(str(exc.args[0]) if exc.args else "not found", 404)
+        except (ValueError, TypeError, UserError) as exc:
+            return _bad(str(exc))
+    return wrapped
+
+
+def _world(sim: Simulator, request: web.Request):
+    world = sim.world(request.match_info["name"])
+    world.sync()
+    return world
+
+
+@_admin
+def _health(sim, request, data):
+    return _json({"ok": True, "worlds": sorted(sim.worlds)})
+
+
+@_admin
+def _data(sim, request, data):
+    out = {}
+    for inst_id, spec in sim.market.specs.items():
+        path = sim.market.path(inst_id)
+        out[inst_id] = {"instType": spec.inst_type, "start": path.start_ms if path else None,
+                        "end": path.end_ms if path else None,
+                        "start_iso": iso(path.start_ms) if path else None, "end_iso": iso(path.end_ms) if path else None,
+                        "base_bars_ms": sorted({int(d) for d in path.dur}) if path else []}
+    return _json({"instruments": out})
+
+
+@_admin
+def _list_worlds(sim, request, data):
+    out = []
+    for world in sim.worlds.values():
+        world.sync()
+        out.append(world.state())
+    return _json(out)
+
+
+@_admin
+def _create_world(sim, request, data):
+    known = {"name", "clock", "start", "speed", "accounts", "agents", "faults"}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    accounts = [AccountSpec.from_dict(a) for a in data.get("accounts") or []]
+    faults = Faults.from_dict(data["faults"]) if data.get("faults") else None
+    agents = data.get("agents", True)
+    if not isinstance(agents, bool):
+        raise ValueError("agents must be true or false")
+    world = sim.create_world(data.get("name"), clock=data.get("clock", "replay"), start=data.get("start"),
+                             speed=data.get("speed", 1.0), accounts=accounts, agents=agents, faults=faults)
+    return _json(world.state(), 201)
+
+
+@_admin
+def _get_world(sim, request, data):
+    return _json(_world(sim, request).state())
+
+
+@_admin
+def _delete_world(sim, request, data):
+    sim.delete_world(request.match_info["name"])
+    return _json({"deleted": request.match_info["name"]})
+
+
+@_admin
+def _set_clock(sim, request, data):
+    world = _world(sim, request)
+    ts = parse_time(data.get("ts"))
+    if ts is None:
+        raise ValueError("give ts: milliseconds since the epoch or an ISO-8601 time")
+    before = world.events_processed
+    world.set_clock(ts)
+    return _json({"now": world.now, "now_iso": iso(world.now), "events": world.events_processed - before})
+
+
+@_admin
+def _add_account(sim, request, data):
+    world = _world(sim, request)
+    spec = AccountSpec.from_dict(data)
+    acct = world.add_account(spec.api_key, spec.secret, spec.passphrase, spec.equity, spec.label)
+    return _json(acct.public(), 201)
+
+
+@_admin
+def _faults(sim, request, data):
+    world = _world(sim, request)
+    if request.method == "POST":
+        world.faults = Faults.from_dict(data)
+    return _json(world.faults.to_dict())
+
+
+@_admin
+def _orders(sim, request, data):
+    world = _world(sim, request)
+    key = request.query.get("api_key")
+    orders = [{"api_key": o.api_key, "raw": o.raw, **o.payload(world.spec(o.inst_id))}
+              for o in world.orders.values() if not key or o.api_key == key]
+    algos = [{"api_key": a.api_key, "raw": a.raw, **a.payload(world.spec(a.inst_id), world.last(a.inst_id))}
+             for a in world.algos.values() if not key or a.api_key == key]
+    rejected = [r for r in world.rejections if not key or r["api_key"] == key]
+    return _json({"orders": orders, "algos": algos, "rejections": rejected})
+
+
+@_admin
+def _fills(sim, request, data):
+    world = _world(sim, request)
+    key = request.query.get("api_key")
+    return _json([{"api_key": f.api_key, **f.payload(world.spec(f.inst_id))}
+                  for f in world.fills if not key or f.api_key == key])
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    return _okx(OkxError("50005").envelope(), 404)
+
+
+def build_app(sim: Simulator) -> web.Application:
+    app = web.Application(client_max_size=1 << 20)
+    app[_SIM] = sim
+    r = app.router
+    r.add_route("*", "/api/v5/{tail:.*}", _api)
+    r.add_route("*", "/w/{world}/api/v5/{tail:.*}", _api)
+    r.add_get("/admin/health", _health)
+    r.add_get("/admin/data", _data)
+    r.add_get("/admin/worlds", _list_worlds)
+    r.add_post("/admin/worlds", _create_world)
+    r.add_get("/admin/worlds/{name}", _get_world)
+    r.add_delete("/admin/worlds/{name}", _delete_world)
+    r.add_post("/admin/worlds/{name}/clock", _set_clock)
+    r.add_post("/admin/worlds/{name}/accounts", _add_account)
+    r.add_get("/admin/worlds/{name}/faults", _faults)
+    r.add_post("/admin/worlds/{name}/faults", _faults)
+    r.add_get("/admin/worlds/{name}/orders", _orders)
+    r.add_get("/admin/worlds/{name}/fills", _fills)
+    r.add_route("*", "/{tail:.*}", _not_found)
+    return app
+
+
+class SimServer:
+    """The simulator served over HTTP from a background thread.
+
+        with SimServer(Simulator(agents=False)).start() as server:
+            server.url, server.world_url("w1"), server.admin.set_clock("w1", ts)
+    """
+
+    def __init__(self, simulator: Simulator | None = None, host: str = "127.0.0.1", port: int = 0,
+                 **simulator_kwargs: Any):
+        self.simulator = simulator if simulator is not None else Simulator(**simulator_kwargs)
+        self.host, self.port = host, port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def world_url(self, name: str = DEFAULT_WORLD) -> str:
+        """The base URL to give ccxt (`urls['api'] = {'rest': ...}`) for a world."""
+        return self.url if name == DEFAULT_WORLD else f"{self.url}/w/{name}"
+
+    @property
+    def admin(self):
+        from okxlab.simulator.admin import AdminClient
+
+        return AdminClient(self.url)
+
+    def start(self) -> SimServer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                runner = web.AppRunner(build_app(self.simulator), access_log=None, handle_signals=False)
+                loop.run_until_complete(runner.setup())
+                site = web.TCPSite(runner, self.host, self.port)
+                loop.run_until_complete(site.start())
+                self._runner = runner
+                self.port = runner.addresses[0][1]
+            except BaseException as exc:  # report bind errors to the caller
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="okxlab-sim", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            exc = failure[0]
+            if isinstance(exc, OSError):
+                raise UserError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc} "
+                                f"(choose another --port)") from None
+            raise exc
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> SimServer:
+        return self if self._thread is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
