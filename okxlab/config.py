@@ -171,7 +171,8 @@ def _agent(entry: Any, index: int, global_risk: dict[str, Any], where: str) -> A
     if planner == "llm":
         if not isinstance(entry.get("llm"), dict):
             raise ConfigError(f"{label}: an llm agent needs an [agents.llm] table (provider, model, api_key_env)")
-        from okxlab.planning.providers import parse_llm_settings  # settings are checked here, keys at start-up
+        # Settings are checked when the config is read; API keys only when a planner is built.
+        from okxlab.planning.providers import parse_llm_settings
 
         parse_llm_settings(name, entry["llm"])
     if planner == "strategy" and not isinstance(entry.get("strategy"), str):
@@ -270,7 +271,7 @@ def database_url() -> str:
 
 
 def broker_url() -> str:
-    return os.environ.get("OKXLAB_BROKER_URL") or "memory://"
+    return os.environ.get("OKXLAB_BROKER_URL") or "memory://localhost/"
 
 
 def reports_dir() -> Path:
