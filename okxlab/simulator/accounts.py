@@ -24,6 +24,10 @@ class Position:
     c_time: int = 0
     u_time: int = 0
     last_trade_id: str = ""
+    direction: str = ""  # "long" | "short": the side it opened on
+    max_pos: float = 0.0  # largest size reached (contracts)
+    close_qty: float = 0.0  # contracts closed so far
+    close_notional: float = 0.0  # sum of close price x contracts, for closeAvgPx
 
 
 @dataclass

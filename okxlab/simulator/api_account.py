@@ -39,11 +39,12 @@ def balance(w, a: Account, q, b) -> list[dict[str, Any]]:
         if wanted and ccy not in wanted:
             continue
         details.append({
-            "accAvgPx": "", "borrowFroz": "", "ccy": ccy, "clSpotInUseAmt": "", "colBorrAutoConversion": "0",
+            "accAvgPx": "", "borrowFroz": "", "ccy": ccy, "clSpotInUse": "", "clSpotInUseAmt": "",
+            "colBorrAutoConversion": "0",
             "collateralEnabled": False, "collateralRestrict": False, "crossLiab": "", "disEq": row["eqUsd"],
             "fixedBal": "0", "interest": "", "isoEq": "0", "isoLiab": "", "isoUpl": "0", "liab": "",
-            "maxLoan": "", "maxSpotInUseAmt": "", "openAvgPx": "", "rewardBal": "0", "smtSyncEq": "0",
-            "spotBal": "", "spotCopyTradingEq": "0", "spotInUseAmt": "", "spotIsoBal": "0", "spotUpl": "",
+            "maxLoan": "", "maxSpotInUse": "", "maxSpotInUseAmt": "", "openAvgPx": "", "rewardBal": "0", "smtSyncEq": "0",
+            "spotBal": "", "spotCopyTradingEq": "0", "spotInUse": "", "spotInUseAmt": "", "spotIsoBal": "0", "spotUpl": "",
             "spotUplRatio": "", "stgyEq": "0", "totalPnl": "", "totalPnlRatio": "", "twap": "0",
             "uTime": str(a.u_time), "uplLiab": "", "coinUsdPrice": fnum(_usd_price(w, ccy)), **row,
         })
@@ -125,11 +126,18 @@ def positions_history(w, a: Account, q, b) -> list[dict[str, Any]]:
         if key != a.api_key or (inst_id and pos.inst_id != inst_id):
             continue
         spec = w.spec(pos.inst_id)
-        rows.append({"cTime": str(pos.c_time), "ccy": spec.settle_ccy, "fee": fnum(pos.fee), "fundingFee": "0",
-                     "instId": pos.inst_id, "instType": spec.inst_type, "lever": flever(a.lever(pos.inst_id)),
-                     "liqPenalty": "0", "mgnMode": "cross", "openAvgPx": fnum(pos.avg_px), "pnl": fnum(pos.pnl),
-                     "posId": pos.pos_id, "posSide": "net", "realizedPnl": fnum(pos.realized_pnl), "type": "2",
-                     "uTime": str(closed_at), "uly": f"{spec.base_ccy}-{spec.quote_ccy}"})
+        close_avg = pos.close_notional / pos.close_qty if pos.close_qty else 0.0
+        open_value = pos.max_pos * spec.ct_val * pos.avg_px / a.lever(pos.inst_id)
+        rows.append({"cTime": str(pos.c_time), "ccy": spec.settle_ccy, "closeAvgPx": fnum(close_avg),
+                     "closeTotalPos": spec.fmt_sz(pos.close_qty), "direction": pos.direction, "fee": fnum(pos.fee),
+                     "fundingFee": "0", "instId": pos.inst_id, "instType": spec.inst_type,
+                     "lever": flever(a.lever(pos.inst_id)), "liqPenalty": "0", "mgnMode": "cross",
+                     "openAvgPx": fnum(pos.avg_px), "openMaxPos": spec.fmt_sz(pos.max_pos), "pnl": fnum(pos.pnl),
+                     "pnlRatio": fnum(pos.pnl / open_value) if open_value else "0", "posId": pos.pos_id,
+                     "posSide": "net", "realizedPnl": fnum(pos.realized_pnl), "triggerPx": "",
+                     "type": "3" if any(o.category == "full_liquidation" and o.inst_id == pos.inst_id
+                                        and o.api_key == key and o.u_time == closed_at for o in w.orders.values())
+                     else "2", "uTime": str(closed_at), "uly": f"{spec.base_ccy}-{spec.quote_ccy}"})
         if len(rows) >= limit:
             break
     return rows
@@ -202,7 +210,7 @@ def trade_fee(w, a: Account, q, b) -> list[dict[str, Any]]:
     return [{"category": "1", "delivery": "", "exercise": "", "instType": inst_type, "level": "Lv1",
              "maker": fnum(maker), "makerU": "" if spot else fnum(maker), "makerUSDC": "",
              "taker": fnum(taker), "takerU": "" if spot else fnum(taker), "takerUSDC": "",
-             "ruleType": "normal", "ts": str(w.now)}]
+             "ruleType": "normal", "ts": str(w.now), "uly": ""}]
 
 
 def funding_balances(w, a: Account, q, b) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ class InstrumentSpec:
     mmr: float = 0.004  # maintenance margin rate (swaps)
     max_mkt_sz: str = "1000000"
     list_time: str = "1611916828000"
+    code: int = 0  # instIdCode
 
     @property
     def is_swap(self) -> bool:
@@ -91,17 +92,21 @@ class InstrumentSpec:
         family = f"{self.base_ccy}-{self.quote_ccy}"
         return {
             "alias": "", "auctionEndTime": "", "baseCcy": "" if swap else self.base_ccy, "category": "1",
-            "ctMult": "1" if swap else "", "ctType": "linear" if swap else "",
+            "contTdSwTime": "", "ctMult": "1" if swap else "", "ctType": "linear" if swap else "",
             "ctVal": _num(self.ct_val) if swap else "", "ctValCcy": self.base_ccy if swap else "",
-            "expTime": "", "instFamily": family if swap else "", "instId": self.inst_id,
+            "expTime": "", "futureSettlement": False, "instFamily": family if swap else "",
+            "instId": self.inst_id, "instIdCode": self.code,
             "instType": self.inst_type, "lever": _num(self.max_lever) if swap else "",
             "listTime": self.list_time, "lotSz": _num(self.lot_sz),
             "maxIcebergSz": "100000000.0000000000000000", "maxLmtAmt": "20000000", "maxLmtSz": "100000000",
-            "maxMktAmt": "" if swap else "1000000", "maxMktSz": self.max_mkt_sz, "maxStopSz": self.max_mkt_sz,
+            "maxMktAmt": "" if swap else "1000000", "maxMktSz": self.max_mkt_sz, "maxPlatOILmt": "",
+            "maxStopSz": self.max_mkt_sz,
             "maxTriggerSz": "100000000.0000000000000000", "maxTwapSz": "100000000.0000000000000000",
-            "minSz": _num(self.min_sz), "optType": "", "quoteCcy": "" if swap else self.quote_ccy,
+            "minSz": _num(self.min_sz), "openType": "", "optType": "", "posLmtAmt": "", "posLmtPct": "",
+            "preMktSwTime": "", "quoteCcy": "" if swap else self.quote_ccy,
             "ruleType": "normal", "settleCcy": self.quote_ccy if swap else "", "state": state, "stk": "",
-            "tickSz": _num(self.tick_sz), "uly": family if swap else "",
+            "tickSz": _num(self.tick_sz), "tradeQuoteCcyList": [] if swap else [self.quote_ccy],
+            "uly": family if swap else "",
         }
 
 
@@ -116,12 +121,12 @@ DEFAULT_SPECS: dict[str, InstrumentSpec] = {
     s.inst_id: s
     for s in (
         InstrumentSpec("BTC-USDT", "SPOT", "BTC", "USDT", tick_sz=0.1, lot_sz=1e-8, min_sz=1e-5,
-                       list_time="1548133413000", **SPOT_FEES),
+                       list_time="1548133413000", code=1, **SPOT_FEES),
         InstrumentSpec("ETH-USDT", "SPOT", "ETH", "USDT", tick_sz=0.01, lot_sz=1e-6, min_sz=1e-4,
-                       list_time="1548133413000", **SPOT_FEES),
+                       list_time="1548133413000", code=2, **SPOT_FEES),
         InstrumentSpec("BTC-USDT-SWAP", "SWAP", "BTC", "USDT", tick_sz=0.1, lot_sz=0.1, min_sz=0.1, ct_val=0.01,
-                       max_lever=100, max_mkt_sz="12000", **SWAP_FEES),
+                       max_lever=100, max_mkt_sz="12000", code=10001, **SWAP_FEES),
         InstrumentSpec("ETH-USDT-SWAP", "SWAP", "ETH", "USDT", tick_sz=0.01, lot_sz=0.1, min_sz=0.1, ct_val=0.1,
-                       max_lever=100, max_mkt_sz="20000", **SWAP_FEES),
+                       max_lever=100, max_mkt_sz="20000", code=10002, **SWAP_FEES),
     )
 }

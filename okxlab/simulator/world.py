@@ -595,11 +595,16 @@ class World:
         if old and (old > 0) != (delta > 0):
             closed = min(abs(delta), abs(old))
             pnl = (px - pos.avg_px) * closed * spec.lot_sz * spec.ct_val * (1 if old > 0 else -1)
+            pos.close_qty = round(pos.close_qty + closed * spec.lot_sz, spec.sz_decimals)
+            pos.close_notional += px * closed * spec.lot_sz
             if new and (new > 0) != (old > 0):
                 pos.avg_px = px  # flipped: the rest opens at the fill price
         else:
             pos.avg_px = (pos.avg_px * abs(old) + px * abs(delta)) / abs(new)
+        if not pos.direction:
+            pos.direction = "long" if delta > 0 else "short"
         pos.pos = round(new * spec.lot_sz, spec.sz_decimals)
+        pos.max_pos = max(pos.max_pos, abs(pos.pos))
         pos.u_time = self.now
         return pnl
 
