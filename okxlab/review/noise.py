@@ -5,7 +5,9 @@ paired, and d_t = r_a,t − r_b,t. The statistic is the sum of d over the window
 total return for small periods). Its sampling spread is estimated by a circular block bootstrap (blocks of
 ⌈n^(1/3)⌉ consecutive periods, so short-range autocorrelation in returns is kept), with a fixed seed so the
 same data always gives the same interval. When the percentile interval contains 0, the lead is flagged as
-within noise. With fewer than two periods nothing can be said: no interval, and within noise.
+within noise. Percentile intervals from a handful of periods are too narrow to trust, so below `min_periods`
+(20 by default) the interval is still shown but the lead is always called within noise; with fewer than two
+periods there is no interval at all.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class NoiseTest:
     high: float | None
     periods: int
     within_noise: bool
+    too_few_periods: bool = False  # fewer than min_periods: within noise whatever the interval says
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,11 +80,12 @@ def bootstrap_interval(diffs: np.ndarray, *, samples: int, confidence: float, se
     return float(low), float(high)
 
 
-def noise_test(versus: str, ra: np.ndarray, rb: np.ndarray, *, samples: int, confidence: float,
-               seed: int) -> NoiseTest:
+def noise_test(versus: str, ra: np.ndarray, rb: np.ndarray, *, samples: int, confidence: float, seed: int,
+               min_periods: int = 20) -> NoiseTest:
     diffs = np.asarray(ra, dtype=float) - np.asarray(rb, dtype=float)
+    few = len(diffs) < min_periods
     interval = bootstrap_interval(diffs, samples=samples, confidence=confidence, seed=seed)
     if interval is None:
-        return NoiseTest(versus, float(diffs.sum()), None, None, len(diffs), True)
+        return NoiseTest(versus, float(diffs.sum()), None, None, len(diffs), True, few)
     low, high = interval
-    return NoiseTest(versus, float(diffs.sum()), low, high, len(diffs), bool(low <= 0.0 <= high))
+    return NoiseTest(versus, float(diffs.sum()), low, high, len(diffs), few or bool(low <= 0.0 <= high), few)

@@ -19,6 +19,7 @@ class ReviewSettings:
     bootstrap_samples: int = 2000
     confidence: float = 0.95
     seed: int = 7  # fixed, so the same data always gives the same interval
+    min_periods: int = 20  # fewer paired periods than this: a lead is never called more than noise
     chart_width: float = 9.0  # inches
     chart_height: float = 3.6
     chart_dpi: int = 100
@@ -53,6 +54,8 @@ class ReviewSettings:
     def check(self, where: str = "config") -> None:
         if not 100 <= self.bootstrap_samples <= 100_000:
             raise ConfigError(f"{where}: [review] bootstrap_samples must be between 100 and 100000")
+        if not 2 <= self.min_periods <= 10_000:
+            raise ConfigError(f"{where}: [review] min_periods must be between 2 and 10000")
         if not 0.5 < self.confidence < 1.0:
             raise ConfigError(f"{where}: [review] confidence must be between 0.5 and 1 (e.g. 0.95)")
         if not (1.0 <= self.chart_width <= 30.0 and 1.0 <= self.chart_height <= 30.0 and 50 <= self.chart_dpi <= 300):

@@ -38,9 +38,13 @@ def test_identical_curves_are_within_noise() -> None:
     assert (test.diff, test.low, test.high, test.within_noise) == (0.0, 0.0, 0.0, True)
 
 
-def test_too_few_periods_says_nothing() -> None:
-    test = noise_test("cash", np.array([0.05]), np.array([0.0]), **KW)
-    assert test.low is None and test.high is None and test.within_noise and test.periods == 1
+def test_too_few_periods_never_make_a_lead_real() -> None:
+    one = noise_test("cash", np.array([0.05]), np.array([0.0]), **KW)
+    assert one.low is None and one.high is None and one.within_noise and one.periods == 1
+    six = noise_test("cash", np.full(6, 0.01) + np.arange(6) * 1e-4, np.zeros(6), **KW)
+    assert six.low > 0 and six.within_noise and six.too_few_periods  # the interval alone would say "real"
+    loose = noise_test("cash", np.full(6, 0.01) + np.arange(6) * 1e-4, np.zeros(6), **KW, min_periods=2)
+    assert not loose.within_noise and not loose.too_few_periods
 
 
 def test_width_matches_the_normal_approximation_for_independent_returns() -> None:
