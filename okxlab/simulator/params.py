@@ -57,6 +57,7 @@ def integer(src: dict[str, Any], name: str, default: int | None = None, lo: int 
         x = int(str(value))
     except ValueError:
         raise param_error(name) from None
+    x = max(-(1 << 62), min(x, 1 << 62))  # keep it inside int64 for numpy lookups
     if lo is not None and x < lo:
         raise param_error(name)
     if hi is not None and x > hi:
