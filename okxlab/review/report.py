@@ -281,11 +281,11 @@ def deliver(day: date, *, send: bool, resend: bool = False, url: str | None = No
     from okxlab.review import mailer
 
     sessions = session_factory(url)
+    smtp = mailer.smtp_settings() if send or resend else None  # bad settings fail before any work
     built = build_report(day, sessions=sessions, config=config, progress=progress)
     where = f"report for {day} written to {built.html_path}"
     if not (send or resend):
         return ReportOutcome(day, built.html_path, False, where)
-    smtp = mailer.smtp_settings()
     if smtp is None:
         return ReportOutcome(day, built.html_path, False,
                              f"{where}; not emailed: SMTP is not configured (set OKXLAB_SMTP_HOST and OKXLAB_REPORT_TO)")
