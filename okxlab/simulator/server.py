@@ -263,6 +263,7 @@ class SimServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+        self._admin = None
 
     @property
     def url(self) -> str:
@@ -274,9 +275,12 @@ class SimServer:
 
     @property
     def admin(self):
+        """An AdminClient for this server (one per server, reusing its HTTP connection)."""
         from okxlab.simulator.admin import AdminClient
 
-        return AdminClient(self.url)
+        if self._admin is None or self._admin.base_url != self.url:
+            self._admin = AdminClient(self.url)
+        return self._admin
 
     def start(self) -> SimServer:
         ready = threading.Event()
