@@ -62,7 +62,7 @@ DESCRIPTIONS: dict[str, str] = {
     NO_MARKET_DATA: "no market snapshot for the symbol in this run",
     BAD_MARKET_DATA: "the snapshot's prices or instrument rules are not positive finite numbers",
     NO_EQUITY: "the account's equity is not a positive finite number",
-    INVALID_DECISION: "a field an opening needs (size, leverage, limit price) is missing or not a positive finite number",
+    INVALID_DECISION: "size, leverage (>= 1), limit price, stop or take profit missing or not a positive finite number",
     DUPLICATE_SYMBOL: "an earlier decision of the same plan already acted on this symbol",
     BLOCKLISTED: "the symbol is on the agent's blocklist",
     SPOT_NO_SHORT: "spot instruments cannot be sold short",
