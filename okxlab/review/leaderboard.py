@@ -59,7 +59,7 @@ class Entry:
                 "max_drawdown": p.max_drawdown.depth, "trades": p.trades, "win_rate": p.win_rate,
                 "profit_factor": p.profit_factor, "fees": a.fees, "llm_cost_usd": a.llm.cost_usd,
                 "vs_cash": _json(self.vs_cash), "vs_buy_and_hold": _json(self.vs_buy_and_hold),
-                "vs_next": _json(self.vs_next)}
+                "vs_next": _json(self.vs_next), "performance": p.to_json(), "activity": a.to_json()}
 
 
 def _json(test: NoiseTest | None) -> dict[str, Any] | None:

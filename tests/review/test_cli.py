@@ -43,7 +43,13 @@ def test_leaderboard_json(day_db: str) -> None:
     assert [a["agent"] for a in data["agents"]] == ["alpha", "beta", "flat"]
     assert [b["name"] for b in data["baselines"]] == ["cash", "buy_and_hold"]
     assert set(data["agents"][0]) >= {"rank", "agent", "return", "sharpe", "sortino", "max_drawdown", "trades",
-                                      "win_rate", "profit_factor", "fees", "vs_cash", "vs_buy_and_hold", "vs_next"}
+                                      "win_rate", "profit_factor", "fees", "vs_cash", "vs_buy_and_hold", "vs_next",
+                                      "performance", "activity"}
+    alpha = data["agents"][0]
+    assert alpha["performance"]["max_drawdown"]["trough_at"] == "2025-03-10T08:00:00+00:00"
+    assert alpha["activity"]["latency"]["plan"] == {"count": 6, "p50_ms": 135.0, "p95_ms": 157.5,
+                                                    "queue_wait_p50_ms": 5.0, "queue_wait_p95_ms": 5.0}
+    assert alpha["activity"]["llm"]["tokens_in"] == 3200 and alpha["activity"]["invalid_plans"] == 1
 
 
 def test_leaderboard_text(day_db: str) -> None:
