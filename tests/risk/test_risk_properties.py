@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from risk_builders import NOW
 
 from okxlab.domain import (
     Account,
@@ -23,6 +22,7 @@ from okxlab.domain import (
 from okxlab.risk.engine import ABSURD_NOTIONAL_X_EQUITY, LIQUIDATION_BUFFER_PCT, effective_limits, evaluate
 from okxlab.risk.limits import HARD_MAX_LEVERAGE, HARD_MAX_LOSS_AT_STOP_PCT, RiskLimits
 from okxlab.risk.state import RiskState, entry_blocks
+from tests.risk.risk_builders import NOW
 
 SYMBOLS = ("BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP", "BTC-USDT")
 TOL = 1e-9  # relative float tolerance for the inequalities

@@ -7,7 +7,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from risk_builders import (
+
+from okxlab.domain import SizeRequest, TradingState
+from okxlab.risk import reasons as R
+from okxlab.risk.engine import effective_limits
+from okxlab.risk.limits import HARD_MAX_LEVERAGE, HARD_MAX_LOSS_AT_STOP_PCT, RiskLimits
+from okxlab.risk.state import RiskState
+from tests.risk.risk_builders import (
     BTC,
     BTC_SPOT,
     ETH,
@@ -26,12 +32,6 @@ from risk_builders import (
     spot,
     swap,
 )
-
-from okxlab.domain import SizeRequest, TradingState
-from okxlab.risk import reasons as R
-from okxlab.risk.engine import effective_limits
-from okxlab.risk.limits import HARD_MAX_LEVERAGE, HARD_MAX_LOSS_AT_STOP_PCT, RiskLimits
-from okxlab.risk.state import RiskState
 
 HALTED = RiskState(trading_state=TradingState.HALTED, reason=R.CONSECUTIVE_REJECTIONS, since=NOW)
 FOUR_OTHERS = tuple(position(f"X{i}-USDT-SWAP") for i in range(4))

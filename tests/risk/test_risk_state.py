@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from risk_builders import ETH, NOW, SOL, account, close, hold, market, opening, plan, position, run, swap
-from risk_builders import markets as make_markets
 
 from okxlab.domain import SizeRequest, TradingState
 from okxlab.risk import reasons as R
@@ -22,6 +20,21 @@ from okxlab.risk.state import (
     resume,
     set_trading_state,
 )
+from tests.risk.risk_builders import (
+    ETH,
+    NOW,
+    SOL,
+    account,
+    close,
+    hold,
+    market,
+    opening,
+    plan,
+    position,
+    run,
+    swap,
+)
+from tests.risk.risk_builders import markets as make_markets
 
 LIMITS = RiskLimits()
 TOMORROW = NOW + timedelta(days=1)
