@@ -12,6 +12,8 @@ from typing import Any
 from okxlab.config import Config
 from okxlab.errors import ConfigError
 
+_KINDS = {int: "a whole number", float: "a number", str: "a string"}
+
 
 @dataclass(frozen=True)
 class ReviewSettings:
@@ -36,12 +38,10 @@ class ReviewSettings:
         for name, value in table.items():
             default = getattr(cls, name)
             kind = type(default)
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise ConfigError(f"{where}: [review] {name} must be a {kind.__name__}")
-            if kind is str and not isinstance(value, str) or kind is not str and isinstance(value, str):
-                raise ConfigError(f"{where}: [review] {name} must be a {kind.__name__}")
-            if kind is int and not isinstance(value, int):
-                raise ConfigError(f"{where}: [review] {name} must be a whole number")
+            wrong = (isinstance(value, bool) or not isinstance(value, int | float | str)
+                     or (kind is str) != isinstance(value, str) or (kind is int and not isinstance(value, int)))
+            if wrong:
+                raise ConfigError(f"{where}: [review] {name} must be {_KINDS[kind]}, not {value!r}")
             values[name] = kind(value)
         settings = cls(**values)
         settings.check(where)
