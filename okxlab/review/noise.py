@@ -38,6 +38,10 @@ class NoiseTest:
 def values_on(points: pd.Series, grid: pd.DatetimeIndex, before: float | None = None) -> np.ndarray:
     """The last value at or before each grid time; `before` (else the first value) ahead of the first point."""
     values = points.to_numpy(dtype=float)
+    if len(values) == 0:
+        if before is None:
+            raise ValueError("no points and no value before them")
+        return np.full(len(grid), before, dtype=float)
     pos = points.index.searchsorted(grid, side="right") - 1
     head = values[0] if before is None else before
     return np.where(pos >= 0, values[np.clip(pos, 0, None)], head)

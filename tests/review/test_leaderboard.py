@@ -124,6 +124,23 @@ def test_a_steady_lead_over_many_periods_is_real(sqlite_db: str) -> None:
     assert top["coin"].vs_cash.within_noise and not top["coin"].vs_cash.too_few_periods
 
 
+def test_an_agent_that_stopped_before_the_window_is_ranked_flat(sqlite_db: str) -> None:
+    with session_scope(sqlite_db) as s:
+        build_day(s)
+        ledger = Ledger(s)
+        ledger.agent("retired")
+        ledger.run("retired", at(-30), equity=9_000.0, btc=99_000.0)
+    with session_scope(sqlite_db) as s:
+        board = build_leaderboard(s, "sim", day_window(DAY))
+    retired = next(e for e in board.entries if e.metrics.agent == "retired")
+    p = retired.metrics.performance
+    assert (p.total_return, p.equity_start, p.periods, retired.metrics.opening) == (0.0, 9_000.0, 0, 9_000.0)
+    assert retired.vs_cash is not None and retired.vs_cash.periods == 0 and retired.vs_cash.within_noise
+    assert [e.metrics.agent for e in board.entries][0] == "alpha"
+    beta_or_flat = [e for e in board.entries if e.vs_next is not None and e.vs_next.versus == "retired"]
+    assert beta_or_flat and all(e.vs_next.periods == 6 for e in beta_or_flat)
+
+
 def test_leaderboard_without_benchmark_prices(sqlite_db: str) -> None:
     with session_scope(sqlite_db) as s:
         ledger = Ledger(s)
