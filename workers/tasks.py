@@ -56,7 +56,7 @@ STAGE_TASKS = {stage: _stage_task(stage) for stage in STAGES}
 def start_run(run_id: str, from_stage: str = "snapshot") -> None:
     """Send a run's chain of stage tasks, passing only its id."""
     i = STAGES.index(from_stage)
-    chain(*(STAGE_TASKS[stage].si(run_id) for stage in STAGES[i:])).apply_async()
+    chain(*(STAGE_TASKS[stage].si(run_id) for stage in STAGES[i:]), app=app).apply_async()
 
 
 @app.task(name="okxlab.dispatch", bind=True, acks_late=True)

@@ -43,6 +43,7 @@ class EmbeddedWorker:
         app.loader.import_default_modules()
         app.finalize()
         app.set_current()
+        app.set_default()  # canvas objects built without an explicit app (chains) must resolve to this one
         self._controller = _Controller(
             app=app, hostname=self.hostname, pool_cls="threads", concurrency=self.concurrency, queues=self.queues,
             loglevel="WARNING", without_heartbeat=True, without_mingle=True, without_gossip=True,

@@ -6,6 +6,7 @@ agent's values win. Hard caps are clamped here, so nothing downstream can see a 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -48,8 +49,10 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise LimitsError(f"risk.{name} must be a list of instrument ids")
         return tuple(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise LimitsError(f"risk.{name} must be a number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise LimitsError(f"risk.{name} must be a finite number, not {value!r}")
+    if kind is int and value != int(value):
+        raise LimitsError(f"risk.{name} must be a whole number, not {value!r}")
     if value < 0:
         raise LimitsError(f"risk.{name} must not be negative (got {value})")
     return kind(value)
