@@ -71,3 +71,30 @@ def reconcile_runs(self: Task) -> dict:
     from okxlab.pipeline.runner import resume_stuck
 
     return {"resumed": resume_stuck(start_run)}
+
+
+@app.task(name="okxlab.nightly_report", bind=True, acks_late=True, autoretry_for=(TransientError,),
+          retry_backoff=30, max_retries=5)
+def nightly_report(self: Task) -> dict:
+    """The previous UTC day's report, emailed once if SMTP is configured."""
+    from datetime import UTC, datetime
+
+    from okxlab.review.mailer import MailError
+    from okxlab.review.report import nightly_report as build_and_send
+
+    try:
+        outcome = build_and_send(datetime.now(UTC))
+    except MailError as exc:  # the send claim was released: a retry may send
+        raise TransientError(str(exc)) from exc
+    return {"day": outcome.day.isoformat(), "sent": outcome.sent, "message": outcome.message}
+
+
+@app.task(name="okxlab.reconcile_ledgers", bind=True, acks_late=True)
+def reconcile_ledgers(self: Task) -> dict:
+    """Each agent's ledger against the exchange, for the configured (non-replay) books; results are recorded."""
+    from okxlab.execution.reconcile import reconcile
+    from okxlab.pipeline.env import default_env
+
+    env = default_env()
+    results = [reconcile(env, a, env.config.exchange_mode(a), source="beat") for a in env.config.agents]
+    return {"checked": len(results), "mismatched": [r.agent for r in results if not r.ok]}

@@ -85,3 +85,23 @@ def halt(name: str, reason: str, reduce_only: bool) -> None:
 def resume(name: str) -> None:
     """Return a halted or reduce-only agent to ACTIVE (counters reset)."""
     _change(name, TradingState.ACTIVE, None)
+
+
+@agents.command()
+@click.argument("name")
+@click.option("--book", help="Whose account: sim | demo | live | replay:<id> (default: the agent's exchange mode).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def flatten(name: str, book: str | None, yes: bool) -> None:
+    """Cancel all of an agent's orders and close all its positions at market (audited)."""
+    from okxlab.execution.manual import flatten as run_flatten
+    from okxlab.pipeline.env import build_env
+
+    cfg = config()
+    agent = cfg.agent(name)
+    book = book or cfg.exchange_mode(agent)
+    open_db()
+    if not yes:
+        click.confirm(f"close every position and cancel every order of {name} [{book}]?", abort=True)
+    result = run_flatten(build_env(cfg), agent, book, request_id=utcnow().isoformat(), actor=actor())
+    click.echo(f"{name} [{book}]: {len(result.cancelled)} order(s) cancelled, {len(result.closed)} position(s) closed"
+               + "".join(f"\n  {c['symbol']} {c['contracts']:g} contracts → {c['state']}" for c in result.closed))

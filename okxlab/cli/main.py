@@ -43,10 +43,13 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from okxlab.cli import agents, db, risk, runs, schedules
+    from okxlab.cli import agents, db, demo, risk, runs, schedules
+    from okxlab.cli.ledger import reconcile
+    from okxlab.cli.review import leaderboard, report
     from okxlab.cli.strategies import strategies
 
-    for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, strategies):
+    for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, demo.demo, leaderboard, report,
+                    reconcile, strategies):
         main.add_command(command)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import ccxt
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.db.models import EquitySnapshot, Fill, Order, PositionRecord
 
@@ -67,22 +67,25 @@ def _fill_from_ccxt(trade: dict[str, Any]) -> ExchangeFill:
 
 
 def fetch_fills(client: ccxt.okx, symbol_of: dict[str, str], since_ms: int | None) -> list[ExchangeFill]:
-    """Every fill of these instruments at or after `since_ms` (all when None), oldest first."""
+    """Every fill of these instruments at or after `since_ms` (all when None), oldest first.
+
+    OKX pages newest first, 100 at a time. Pages overlap on their oldest millisecond (several fills of one
+    order share a timestamp and may straddle a page) and are de-duplicated by trade id.
+    """
     out: dict[tuple[str, str], ExchangeFill] = {}
-    for inst_id, symbol in symbol_of.items():
+    for symbol in symbol_of.values():
         until: int | None = None
         while True:
             params = {"until": until} if until is not None else {}
             batch = client.fetch_my_trades(symbol, since_ms, None if since_ms is not None else 100, params)
+            fresh = 0
             for trade in batch:
                 f = _fill_from_ccxt(trade)
+                fresh += (f.symbol, f.trade_id) not in out
                 out[(f.symbol, f.trade_id)] = f
-            if len(batch) < 100:
+            if len(batch) < 100 or not fresh:
                 break
-            until = min(int(t["timestamp"]) for t in batch) - 1  # older page
-            if since_ms is not None and until < since_ms:
-                break
-        del inst_id
+            until = min(int(t["timestamp"]) for t in batch)  # inclusive: the overlap is de-duplicated
     return sorted(out.values(), key=lambda f: (f.ts_ms, f.symbol, f.trade_id))
 
 
@@ -110,6 +113,22 @@ def classify_foreign_fill(client: ccxt.okx, fill: ExchangeFill, symbol: str) -> 
         except ccxt.BaseError:
             log.warning("could not read algo order %s behind fill %s", algo_id, fill.trade_id)
     fill.exit_reason = "manual"
+
+
+def collect_fills(sessions: sessionmaker[Session], client: ccxt.okx, agent: str, book: str,
+                  symbol_of: dict[str, str]) -> list[ExchangeFill]:
+    """The exchange's fills since the last one booked, with an exit reason for those of orders okxlab did not
+    send (stops, take profits, liquidations, manual trades)."""
+    with sessions() as s:
+        since = last_fill_ms(s, agent, book)
+    fills = fetch_fills(client, symbol_of, since - 1 if since else None)
+    with sessions() as s:
+        ours = set(s.scalars(select(Order.cl_ord_id).where(Order.agent == agent,
+                                                          Order.cl_ord_id.in_([f.cl_ord_id for f in fills]))))
+    for f in fills:
+        if f.cl_ord_id not in ours:
+            classify_foreign_fill(client, f, symbol_of[f.symbol])
+    return fills
 
 
 @dataclass

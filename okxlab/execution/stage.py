@@ -49,19 +49,12 @@ def order_gather(env: StageEnv, run: Run) -> dict[str, Any]:
     with env.sessions.begin() as s:
         insert_ignore(s, Order, _order_rows(s, run, env.config.broker_tag, url), ["cl_ord_id"])
         orders = s.scalars(select(Order).where(Order.run_id == run.id).order_by(Order.idx)).all()
-        since = ledger.last_fill_ms(s, run.agent, run.book)
     client = env.exchanges.client(agent, url)
     symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
     ct_val = {inst: float(market_for(client, inst).get("contractSize") or 1.0) for inst in agent.symbols}
     results = [send_order(env.sessions, client, o.id, env.now(), symbol_of[o.symbol]) for o in orders]
     refresh_open_orders(env.sessions, client, run.agent, run.book, env.now(), symbol_of)
-    fills = ledger.fetch_fills(client, symbol_of, since - 1 if since else None)
-    with env.sessions() as s:
-        ours = set(s.scalars(select(Order.cl_ord_id).where(Order.agent == run.agent,
-                                                          Order.cl_ord_id.in_([f.cl_ord_id for f in fills]))))
-    for f in fills:
-        if f.cl_ord_id not in ours:
-            ledger.classify_foreign_fill(client, f, symbol_of[f.symbol])
+    fills = ledger.collect_fills(env.sessions, client, run.agent, run.book, symbol_of)
     return {"orders": [{"order_id": r.order_id, "state": r.state, "ord_id": r.ord_id, "error": r.error} for r in results],
             "fills": [f.to_json() for f in fills], "ct_val": ct_val}
 

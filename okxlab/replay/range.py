@@ -87,13 +87,15 @@ def wait_for(env: StageEnv, run_ids: list[str], timeout: float, poll: float = 0.
 
 
 def run_range(env: StageEnv, replay: Replay, admin: AdminClient, world_url: Callable[[str], str], start_run: StartRun,
-              *, progress: Progress | None = None, tick_timeout: float = 300.0) -> RangeResult:
+              *, progress: Progress | None = None, tick_timeout: float = 300.0,
+              faults: dict[str, Any] | None = None) -> RangeResult:
+    """Drive `replay` tick by tick. `faults`: simulator fault settings for its world (reliability tests)."""
     started = time.monotonic()
     ticks = ticks_between(replay.start, replay.end, replay.bar)
     if not ticks:
         raise UserError(f"no {replay.bar} bar boundary between {replay.start.isoformat()} and {replay.end.isoformat()}")
     world = f"replay-{replay.id}"
-    admin.create_world(world, clock="replay", start=int(ticks[0].timestamp() * 1000))
+    admin.create_world(world, clock="replay", start=int(ticks[0].timestamp() * 1000), faults=faults)
     with env.sessions.begin() as s:
         row = s.get(Replay, replay.id)
         row.exchange_url = world_url(world)

@@ -1,0 +1,100 @@
+"""Ledger against exchange: do okxlab's books agree with the account at OKX (or the simulator)?
+
+Compared, to the cent: USDT cash (OKX `cashBal`) against initial equity + realised PnL − fees; every open
+position (side, contracts, average entry); every fill (each exchange fill booked once, nothing booked that
+the exchange does not know). Each check is stored as a Reconciliation row and an audit event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from okxlab.config import AgentConfig
+from okxlab.db.models import Fill, Reconciliation, Replay, utcnow
+from okxlab.db.ops import audit
+from okxlab.execution import ledger
+from okxlab.execution.exchange import market_for
+from okxlab.marketdata.stages import account_from_exchange
+from okxlab.pipeline.env import StageEnv
+
+CASH_TOLERANCE = 0.005  # half a cent
+PRICE_TOLERANCE = 1e-6  # relative, for average entry prices
+
+
+@dataclass
+class ReconcileResult:
+    agent: str
+    book: str
+    ok: bool
+    differences: list[str] = field(default_factory=list)
+    ledger: dict[str, Any] = field(default_factory=dict)
+    exchange: dict[str, Any] = field(default_factory=dict)
+
+
+def exchange_url_for_book(env: StageEnv, book: str) -> str | None:
+    if not book.startswith("replay:"):
+        return None
+    with env.sessions() as s:
+        replay = s.get(Replay, int(book.split(":", 1)[1]))
+    if replay is None or not replay.exchange_url:
+        from okxlab.errors import NotFound
+
+        raise NotFound(f"no replay for book {book}")
+    return replay.exchange_url
+
+
+def compare(agent: AgentConfig, book: str, totals: ledger.LedgerTotals, booked: set[str],
+            account: dict[str, Any], fills: list[ledger.ExchangeFill]) -> ReconcileResult:
+    """Pure comparison of the ledger's view and the exchange's view."""
+    diffs: list[str] = []
+    if abs(totals.cash - account["cash"]) > CASH_TOLERANCE:
+        diffs.append(f"cash: ledger {totals.cash:.2f} USDT, exchange {account['cash']:.2f} USDT "
+                     f"(difference {totals.cash - account['cash']:+.2f})")
+    ours = {p["symbol"]: p for p in totals.positions}
+    theirs = {p["symbol"]: p for p in account["positions"]}
+    for symbol in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(symbol), theirs.get(symbol)
+        if a is None or b is None:
+            present, missing = ("exchange", "ledger") if a is None else ("ledger", "exchange")
+            diffs.append(f"{symbol}: position on the {present}, none on the {missing}")
+            continue
+        if a["side"] != b["side"] or abs(a["contracts"] - b["contracts"]) > 1e-9:
+            diffs.append(f"{symbol}: ledger {a['side']} {a['contracts']:g}, exchange {b['side']} {b['contracts']:g} contracts")
+        elif abs(a["entry_price"] - b["entry_price"]) > PRICE_TOLERANCE * b["entry_price"]:
+            diffs.append(f"{symbol}: average entry ledger {a['entry_price']:.6f}, exchange {b['entry_price']:.6f}")
+    exchange_ids = {f.trade_id for f in fills}
+    unbooked = sorted(exchange_ids - booked)
+    phantom = sorted(booked - exchange_ids)
+    if unbooked:
+        diffs.append(f"{len(unbooked)} exchange fill(s) not in the ledger (first: {unbooked[0]})")
+    if phantom:
+        diffs.append(f"{len(phantom)} ledger fill(s) the exchange does not report (first: {phantom[0]})")
+    return ReconcileResult(
+        agent=agent.name, book=book, ok=not diffs, differences=diffs,
+        ledger={"cash": totals.cash, "realized_pnl": totals.realized_pnl, "fees": totals.fees,
+                "positions": totals.positions, "fills": len(booked)},
+        exchange={"cash": account["cash"], "equity": account["equity"], "positions": account["positions"],
+                  "fills": len(exchange_ids)},
+    )
+
+
+def reconcile(env: StageEnv, agent: AgentConfig, book: str, *, source: str = "cli") -> ReconcileResult:
+    url = exchange_url_for_book(env, book)
+    client = env.exchanges.client(agent, url)
+    symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
+    account = account_from_exchange(client.fetch_balance(), client.fetch_positions(list(symbol_of.values())))
+    fills = ledger.fetch_fills(client, symbol_of, None)
+    with env.sessions() as s:
+        totals = ledger.totals(s, agent.name, book, agent.initial_equity)
+        booked = set(s.scalars(select(Fill.trade_id).where(Fill.agent == agent.name, Fill.book == book)))
+    result = compare(agent, book, totals, booked, account, fills)
+    with env.sessions.begin() as s:
+        s.add(Reconciliation(agent=agent.name, book=book, ts=utcnow(), source=source, ok=result.ok,
+                             differences=result.differences, ledger=result.ledger, exchange=result.exchange))
+        audit(s, "ledger.reconciled" if result.ok else "ledger.mismatch",
+              f"{agent.name} [{book}]: " + ("ledger matches the exchange" if result.ok else "; ".join(result.differences)),
+              agent=agent.name, data={"book": book, "ok": result.ok})
+    return result
