@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+import migrations
 from okxlab.config import database_url
 from okxlab.db.session import check_connection, get_engine
 
 
 def alembic_config(url: str | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(resources.files("migrations")))
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
     # '%' must be escaped for configparser; URLs may contain it (encoded passwords).
     cfg.set_main_option("sqlalchemy.url", (url or database_url()).replace("%", "%%"))
     return cfg
