@@ -1,21 +1,18 @@
 """Responses carry the field names and JSON types of real OKX payloads (the reference fixtures).
 
 For every fixture object, each of its keys must be in our object with the same JSON type (string,
-number, bool, list, object). The fixtures live outside the repository (../shared/reference/okx-fixtures,
-or $OKX_FIXTURES); without them this module is skipped.
+number, bool, list, object). The fixtures are real OKX payloads kept under tests/fixtures/okx.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-FIXTURES = Path(os.environ.get("OKX_FIXTURES") or Path(__file__).resolve().parents[3] / "shared/reference/okx-fixtures")
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"OKX fixtures not found at {FIXTURES}")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"  # shipped with the tests (see its README)
 
 
 def message(name: str) -> Any:
