@@ -4,6 +4,8 @@ The broker comes from OKXLAB_BROKER_URL (Redis or RabbitMQ in production; the in
 broker when unset, for the embedded quick start).
 """
 
+import os
+
 from kombu import Exchange, Queue
 
 from okxlab.config import broker_url as _broker_url
@@ -17,6 +19,9 @@ broker_connection_retry_on_startup = True
 # Redis re-delivers an unacknowledged message after this long. It must exceed the longest task (plan, 600 s)
 # plus the longest retry countdown, or a task still running would be delivered a second time.
 broker_transport_options = {"visibility_timeout": 3600}
+if os.environ.get("OKXLAB_BROKER_PREFIX"):
+    # Several okxlab deployments (or test sessions) sharing one Redis keep their queues apart.
+    broker_transport_options["global_keyprefix"] = os.environ["OKXLAB_BROKER_PREFIX"]
 
 # Progress lives in Postgres, not in a result backend.
 task_ignore_result = True

@@ -46,10 +46,11 @@ def _register() -> None:
     from okxlab.cli import agents, db, demo, risk, runs, schedules
     from okxlab.cli.ledger import reconcile
     from okxlab.cli.review import leaderboard, report
+    from okxlab.cli.sim import sim
     from okxlab.cli.strategies import strategies
 
     for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, demo.demo, leaderboard, report,
-                    reconcile, strategies):
+                    reconcile, sim, strategies):
         main.add_command(command)
 
 

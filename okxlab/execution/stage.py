@@ -21,6 +21,7 @@ from okxlab.execution.exchange import market_for
 from okxlab.execution.orders import cl_ord_id_for, refresh_open_orders, send_order
 from okxlab.pipeline.env import StageEnv
 from okxlab.pipeline.stages import StageContext, StageResult
+from okxlab.replay.rerun import is_rerun
 
 
 def _order_rows(s, run: Run, tag: str, exchange_url: str | None) -> list[dict[str, Any]]:  # noqa: ANN001
@@ -46,9 +47,17 @@ def _order_rows(s, run: Run, tag: str, exchange_url: str | None) -> list[dict[st
 def order_gather(env: StageEnv, run: Run) -> dict[str, Any]:
     agent = env.config.agent(run.agent)
     url = env.exchange_url(run)
+    dry = is_rerun(env.replay(run))
     with env.sessions.begin() as s:
-        insert_ignore(s, Order, _order_rows(s, run, env.config.broker_tag, url), ["cl_ord_id"])
+        rows = _order_rows(s, run, env.config.broker_tag, url)
+        if dry:  # a re-run of a past run records what it would send, and sends nothing
+            for row in rows:
+                row["state"], row["last_error"] = "not_sent", "re-run of a past run: orders are recorded, not sent"
+        insert_ignore(s, Order, rows, ["cl_ord_id"])
         orders = s.scalars(select(Order).where(Order.run_id == run.id).order_by(Order.idx)).all()
+    if dry:
+        return {"orders": [{"order_id": o.id, "state": o.state, "ord_id": None, "error": None} for o in orders],
+                "fills": [], "ct_val": {}, "dry": True}
     client = env.exchanges.client(agent, url)
     symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
     ct_val = {inst: float(market_for(client, inst).get("contractSize") or 1.0) for inst in agent.symbols}
@@ -61,6 +70,9 @@ def order_gather(env: StageEnv, run: Run) -> dict[str, Any]:
 
 def order_record(ctx: StageContext) -> StageResult:
     run, s, g = ctx.run, ctx.session, ctx.gathered
+    if g.get("dry"):
+        return StageResult(output={"orders": g["orders"], "dry": True},
+                           end=("completed", f"completed: re-run; {len(g['orders'])} order(s) recorded, not sent"))
     agent = s.get(Agent, run.agent)
     fills = [ledger.ExchangeFill(**f) for f in g["fills"]]
     added = ledger.apply_fills(s, run.agent, run.book, fills, g["ct_val"], run.id)

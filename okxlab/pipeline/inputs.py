@@ -30,7 +30,7 @@ def load_markets(session: Session, run_id: str) -> dict[str, SymbolMarket]:
             bid=snap.bid,
             ask=snap.ask,
             bar=snap.bar,
-            candles=tuple(tuple(c) for c in snap.candles),  # type: ignore[misc]
+            candles=tuple((int(c[0]), *map(float, c[1:6])) for c in snap.candles),  # type: ignore[misc]
             features={k: v for k, v in features.get(snap.symbol, {}).items() if not isinstance(v, str)},
             funding_rate=snap.funding_rate,
         )

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from okxlab.cli.main import main
+from okxlab.config import load_config
 from okxlab.db.bootstrap import prepare
 from okxlab.db.models import AuditEvent, Schedule
 from okxlab.db.session import session_scope
-from okxlab.config import load_config
 
 
 def _run(args: list[str], env: dict[str, str] | None = None):  # noqa: ANN202

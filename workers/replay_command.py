@@ -1,0 +1,152 @@
+"""`celery -A workers replay ...`: re-run history through the running workers (registered via the
+`celery.commands` entry point).
+
+    celery -A workers replay run RUN_ID [--from-stage STAGE] [--fresh-llm]
+    celery -A workers replay range --agent A --start ISO --end ISO [--bar 15m] [--fresh-llm] [--speed max]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+
+import click
+
+from okxlab.errors import UserError
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"okxlab: error: {exc}", err=True)
+    sys.exit(getattr(exc, "exit_code", 2))
+
+
+def _when(text: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{name} {text!r} is not an ISO-8601 time, e.g. 2022-12-01T00:00Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@click.group()
+@click.pass_context
+def replay(ctx: click.Context) -> None:
+    """Replay okxlab runs through the workers: one past run, or a window of history."""
+
+
+@replay.command("run")
+@click.argument("run_id")
+@click.option("--from-stage", default="plan", show_default=True,
+              help="Re-execute from this stage on; earlier stages keep the original's records.")
+@click.option("--fresh-llm", is_flag=True, help="Ask the model again instead of reusing the recorded answer.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for the workers.")
+@click.pass_context
+def replay_run(ctx: click.Context, run_id: str, from_stage: str, fresh_llm: bool, timeout: float) -> None:
+    """Re-execute RUN_ID from a stage into a new run linked to it, and show both side by side."""
+    from okxlab.cli.common import open_db, table
+    from okxlab.pipeline.env import build_env
+    from okxlab.replay.range import wait_for
+    from okxlab.replay.rerun import create_rerun, finish, side_by_side
+    from workers.tasks import start_run
+
+    try:
+        open_db()
+        env = build_env()
+        replay_row, new_id = create_rerun(env, run_id, from_stage, fresh_llm=fresh_llm)
+        click.echo(f"replaying {run_id} from {from_stage} as {new_id} …", err=True)
+        start_run(new_id, from_stage)
+        wait_for(env, [new_id], timeout)
+        finish(env, replay_row, new_id)
+        with env.sessions() as s:
+            rows = side_by_side(s, run_id, new_id)
+    except UserError as exc:
+        _fail(exc)
+    click.echo(table(["", "ORIGINAL " + run_id, "REPLAY " + new_id],
+                     [[r["aspect"], r["original"], r["replay"]] for r in rows]))
+
+
+@replay.command("range")
+@click.option("--agent", "agents", multiple=True, required=True, help="An agent to replay (repeatable).")
+@click.option("--start", required=True, help="ISO-8601 start (UTC), e.g. 2022-11-01T00:00Z.")
+@click.option("--end", required=True, help="ISO-8601 end (UTC), inclusive.")
+@click.option("--bar", default=None, help="Tick spacing as an OKX bar (default: the agent's bar).")
+@click.option("--fresh-llm", is_flag=True, help="Ask the models again instead of reusing recorded answers.")
+@click.option("--offline-planners", is_flag=True, help="LLM agents use their offline rule-based stand-ins.")
+@click.option("--speed", default="max", show_default=True,
+              help="'max' (as fast as the workers go) or a multiple of real time, e.g. 3600.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for one tick's runs.")
+@click.pass_context
+def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: str, bar: str | None, fresh_llm: bool,
+                 offline_planners: bool, speed: str, timeout: float) -> None:
+    """Run AGENT through history on the simulator's replay clock, with the same stage code as live trading."""
+    from okxlab.cli.common import open_db, table
+    from okxlab.config import load_config
+    from okxlab.marketdata.bars import bar_ms
+    from okxlab.pipeline.env import build_env
+    from okxlab.replay.range import create_replay, run_range
+    from okxlab.simulator.admin import AdminClient, SimAdminError
+    from workers.tasks import start_run
+
+    try:
+        config = load_config()
+        cfgs = [config.agent(a) for a in agents]
+        bar = bar or cfgs[0].bar
+        bar_ms(bar)
+        pace = None if speed == "max" else _speed(speed)
+        begin, finish_at = _when(start, "--start"), _when(end, "--end")
+        open_db()
+        env = build_env(config)
+        admin = AdminClient(config.sim_url, timeout=10)
+        try:
+            admin.health()
+        except (SimAdminError, OSError) as exc:
+            raise UserError(f"no OKX simulator answering at {config.sim_url} ({type(exc).__name__}); start one with "
+                            "`okxlab sim` or set OKXLAB_SIM_URL") from None
+        row = create_replay(env, kind="range", agents=list(agents), start=begin, end=finish_at, bar=bar,
+                            offline_planners=offline_planners, fresh_llm=fresh_llm)
+        last = [time.monotonic()]
+
+        def progress(done: int, total: int, statuses: dict[str, int]) -> None:
+            if pace:  # hold each tick for (bar length / speed) of wall time
+                wait = bar_ms(bar) / 1000 / pace - (time.monotonic() - last[0])
+                if wait > 0:
+                    time.sleep(wait)
+                last[0] = time.monotonic()
+            counts = " ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+            click.echo(f"  tick {done}/{total}  {counts}", err=True)
+
+        result = run_range(env, row, admin, lambda w: f"{config.sim_url.rstrip('/')}/w/{w}", start_run,
+                           progress=progress, tick_timeout=timeout)
+    except UserError as exc:
+        _fail(exc)
+    book = f"replay:{result.replay_id}"
+    click.echo(f"replay {result.replay_id}: {result.runs} runs over {result.ticks} ticks in {result.seconds:.1f} s "
+               f"({', '.join(f'{v} {k}' for k, v in sorted(result.statuses.items()))})")
+    from okxlab.review.metrics import load_metrics
+
+    with env.sessions() as s:
+        metrics = [load_metrics(s, name, book) for name in agents]
+    click.echo(table(["AGENT", "RETURN", "SHARPE", "MAX DRAWDOWN", "TRADES", "WIN RATE", "FEES"],
+                     [[m.agent, _pct(m.performance.total_return), _num(m.performance.sharpe),
+                       _pct(m.performance.max_drawdown.depth), m.performance.trades, _pct(m.performance.win_rate),
+                       m.activity.fees] for m in metrics]))
+    click.echo(f"runs written to book {book}: okxlab runs list --agent {agents[0]} · okxlab leaderboard --book {book}")
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"--speed {text!r} must be 'max' or a positive number") from None
+    if value <= 0:
+        raise UserError(f"--speed {text!r} must be 'max' or a positive number")
+    return value
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.2f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
