@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
+
+AUTH_FLAGS = ("--basic-auth", "--basic_auth", "--auth")
+
+
+def require_flower_auth(argv: list[str], environ: dict[str, str]) -> str | None:
+    """Flower shows every task's arguments and can control the workers: never serve it unauthenticated.
+    Returns the reason to refuse, or None."""
+    if "flower" not in argv[1:]:
+        return None
+    if environ.get("FLOWER_BASIC_AUTH") or environ.get("FLOWER_AUTH") or any(a.startswith(AUTH_FLAGS) for a in argv):
+        return None
+    return ("Flower needs authentication: set FLOWER_BASIC_AUTH=user:password (or pass --basic-auth=user:password, "
+            "or --auth for OAuth) and start it again")
+
+
+_refusal = require_flower_auth(sys.argv, dict(os.environ))
+if _refusal:
+    sys.stderr.write(f"okxlab: error: {_refusal}\n")
+    sys.exit(2)
 
 app = Celery("okxlab")
 app.config_from_object("celeryconfig")
