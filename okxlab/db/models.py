@@ -82,6 +82,8 @@ class Agent(Base):
     consecutive_invalid_plans: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_rejections: Mapped[int] = mapped_column(Integer, default=0)
     daily_loss_day: Mapped[date | None] = mapped_column(Date)  # UTC day the daily loss breaker tripped
+    # A human's resume starts a new drawdown epoch: the peak counts only equity snapshots after this one.
+    drawdown_reset_snapshot_id: Mapped[int | None] = mapped_column(Integer)
     initial_equity: Mapped[float] = mapped_column(Float, default=10_000.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

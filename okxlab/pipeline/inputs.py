@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from okxlab.config import AgentConfig
-from okxlab.db.models import AccountSnapshot, EquitySnapshot, FeatureSet, MarketSnapshot, Order, Run
+from okxlab.db.models import AccountSnapshot, Agent, EquitySnapshot, FeatureSet, MarketSnapshot, Order, Run
 from okxlab.domain import Account, Position, SymbolMarket
 from okxlab.execution.exchange import instrument_from_json
 
@@ -62,7 +62,10 @@ def load_account(session: Session, run: Run, agent: AgentConfig, as_of: datetime
             stop_loss=stop, take_profit=target,
         ))
     equity = snap.equity
-    in_book = (EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts < as_of)
+    in_book = [EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts < as_of]
+    reset = session.scalar(select(Agent.drawdown_reset_snapshot_id).where(Agent.name == run.agent))
+    if reset is not None:  # resumed by a human: drawdown is measured from the resume on
+        in_book.append(EquitySnapshot.id > reset)
     peak = session.scalar(select(func.max(EquitySnapshot.equity)).where(*in_book))
     day_start = datetime.combine(as_of.date(), time(0), tzinfo=as_of.tzinfo)
     before_today = session.scalars(
@@ -82,7 +85,7 @@ def load_account(session: Session, run: Run, agent: AgentConfig, as_of: datetime
         available=snap.available,
         positions=tuple(positions),
         start_equity=start_equity,
-        peak_equity=max(peak or start_equity, start_equity, equity),
+        peak_equity=max(peak or equity, equity) if reset is not None else max(peak or start_equity, start_equity, equity),
         day_start_equity=before_today if before_today is not None else start_equity,
         invocations=int(invocations or 0),
         minutes_since_start=max((as_of - first) / timedelta(minutes=1), 0.0),

@@ -86,23 +86,23 @@ def wait_for(env: StageEnv, run_ids: list[str], timeout: float, poll: float = 0.
         time.sleep(poll)
 
 
-def run_range(env: StageEnv, replay: Replay, admin: AdminClient, world_url: Callable[[str], str], start_run: StartRun,
-              *, progress: Progress | None = None, tick_timeout: float = 300.0,
-              faults: dict[str, Any] | None = None) -> RangeResult:
-    """Drive `replay` tick by tick. `faults`: simulator fault settings for its world (reliability tests)."""
-    started = time.monotonic()
-    ticks = ticks_between(replay.start, replay.end, replay.bar)
-    if not ticks:
-        raise UserError(f"no {replay.bar} bar boundary between {replay.start.isoformat()} and {replay.end.isoformat()}")
+def open_world(env: StageEnv, replay: Replay, admin: AdminClient, world_url: Callable[[str], str], first_tick: datetime,
+               faults: dict[str, Any] | None = None) -> str:
+    """Create the replay's own simulator world (replay clock at the first tick) and record its URL."""
     world = f"replay-{replay.id}"
-    admin.create_world(world, clock="replay", start=int(ticks[0].timestamp() * 1000), faults=faults)
+    admin.create_world(world, clock="replay", start=int(first_tick.timestamp() * 1000), faults=faults)
     with env.sessions.begin() as s:
-        row = s.get(Replay, replay.id)
-        row.exchange_url = world_url(world)
+        s.get(Replay, replay.id).exchange_url = world_url(world)
     replay.exchange_url = world_url(world)
+    return world
+
+
+def drive(env: StageEnv, replay: Replay, admin: AdminClient, world: str, ticks: list[datetime], start_run: StartRun,
+          *, progress: Progress | None = None, tick_timeout: float = 300.0,
+          statuses: dict[str, int] | None = None) -> dict[str, int]:
+    """Run every agent of `replay` at each tick, in order; each tick's runs end before the clock moves on."""
     book = f"replay:{replay.id}"
-    statuses: dict[str, int] = {}
-    total = 0
+    statuses = statuses if statuses is not None else {}
     for i, tick in enumerate(ticks):
         admin.set_clock(world, int(tick.timestamp() * 1000))
         with env.sessions.begin() as s:
@@ -112,9 +112,22 @@ def run_range(env: StageEnv, replay: Replay, admin: AdminClient, world_url: Call
             start_run(run_id)
         for status in wait_for(env, run_ids, tick_timeout).values():
             statuses[status] = statuses.get(status, 0) + 1
-        total += len(run_ids)
         if progress:
             progress(i + 1, len(ticks), statuses)
+    return statuses
+
+
+def run_range(env: StageEnv, replay: Replay, admin: AdminClient, world_url: Callable[[str], str], start_run: StartRun,
+              *, progress: Progress | None = None, tick_timeout: float = 300.0,
+              faults: dict[str, Any] | None = None) -> RangeResult:
+    """Drive `replay` over its whole window. `faults`: simulator fault settings for its world (reliability tests)."""
+    started = time.monotonic()
+    ticks = ticks_between(replay.start, replay.end, replay.bar)
+    if not ticks:
+        raise UserError(f"no {replay.bar} bar boundary between {replay.start.isoformat()} and {replay.end.isoformat()}")
+    world = open_world(env, replay, admin, world_url, ticks[0], faults)
+    statuses = drive(env, replay, admin, world, ticks, start_run, progress=progress, tick_timeout=tick_timeout)
+    total = sum(statuses.values())
     result = RangeResult(replay_id=replay.id, ticks=len(ticks), runs=total, statuses=statuses,
                          seconds=round(time.monotonic() - started, 2))
     result.agents = summarize(env, replay.id, list(replay.agents))

@@ -10,10 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from okxlab.db.models import AccountSnapshot, Agent, MarketSnapshot, PlanValidation, RiskVerdictRecord
+from okxlab.db.models import (
+    AccountSnapshot,
+    Agent,
+    EquitySnapshot,
+    MarketSnapshot,
+    PlanValidation,
+    RiskVerdictRecord,
+)
 from okxlab.db.ops import audit, get_control
 from okxlab.domain import OrderIntent, TradingState
 from okxlab.pipeline.inputs import load_account, load_markets
@@ -70,6 +77,11 @@ def change_trading_state(session: Session, agent: Agent, target: TradingState, *
     """An operator's halt / reduce-only / resume, audited."""
     transition = risk_state.set_trading_state(load_risk_state(session, agent), target, now, by, reason)
     persist(session, agent, transition, actor=by)
+    if target == TradingState.ACTIVE:
+        # A human has looked and decided to go on: drawdown is measured afresh from here, or the drawdown
+        # halt would fire again at the next run.
+        agent.drawdown_reset_snapshot_id = session.scalar(
+            select(func.max(EquitySnapshot.id)).where(EquitySnapshot.agent == agent.name))
     if reason and transition.changes:
         audit(session, "agent.state_note", reason, agent=agent.name, actor=by)
     return transition
