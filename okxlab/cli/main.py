@@ -45,12 +45,13 @@ def main(verbose: bool) -> None:
 def _register() -> None:
     from okxlab.cli import agents, db, demo, risk, runs, schedules
     from okxlab.cli.ledger import reconcile
+    from okxlab.cli.metrics import metrics
     from okxlab.cli.review import leaderboard, report
     from okxlab.cli.sim import sim
     from okxlab.cli.strategies import strategies
 
     for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, demo.demo, leaderboard, report,
-                    reconcile, sim, strategies):
+                    reconcile, metrics, sim, strategies):
         main.add_command(command)
 
 
