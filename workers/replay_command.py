@@ -3,6 +3,11 @@
 
     celery -A workers replay run RUN_ID [--from-stage STAGE] [--fresh-llm]
     celery -A workers replay range --agent A --start ISO --end ISO [--bar 15m] [--fresh-llm] [--speed max]
+                                   [--mode pipeline|inline|fast] [--data CSV]
+
+`--mode pipeline` (the default) goes through the workers and the simulator over HTTP. `inline` and `fast`
+run the same stage logic in this process against an in-process simulator world (okxlab/replay/inprocess.py):
+inline writes every record of every run, fast executes only the runs that can change something.
 """
 
 from __future__ import annotations
@@ -76,9 +81,14 @@ def replay_run(ctx: click.Context, run_id: str, from_stage: str, fresh_llm: bool
 @click.option("--speed", default="max", show_default=True,
               help="'max' (as fast as the workers go) or a multiple of real time, e.g. 3600.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for one tick's runs.")
+@click.option("--mode", type=click.Choice(["pipeline", "inline", "fast"]), default="pipeline", show_default=True,
+              help="pipeline: through the workers; inline: in this process, every record written; fast: in this "
+                   "process, only runs that act are executed and recorded.")
+@click.option("--data", "data_paths", multiple=True,
+              help="inline/fast: candle CSV files or folders for the in-process simulator (as `okxlab sim --data`).")
 @click.pass_context
 def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: str, bar: str | None, fresh_llm: bool,
-                 offline_planners: bool, speed: str, timeout: float) -> None:
+                 offline_planners: bool, speed: str, timeout: float, mode: str, data_paths: tuple[str, ...]) -> None:
     """Run AGENT through history on the simulator's replay clock, with the same stage code as live trading."""
     from okxlab.cli.common import open_db, table
     from okxlab.config import load_config
@@ -97,6 +107,9 @@ def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: s
         begin, finish_at = _when(start, "--start"), _when(end, "--end")
         open_db()
         env = build_env(config)
+        if mode != "pipeline":
+            _in_process(env, list(agents), begin, finish_at, bar, mode, data_paths, offline_planners, fresh_llm)
+            return
         admin = AdminClient(config.sim_url, timeout=10)
         try:
             admin.health()
@@ -132,6 +145,30 @@ def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: s
                        _pct(m.performance.max_drawdown.depth), m.performance.trades, _pct(m.performance.win_rate),
                        m.activity.fees] for m in metrics]))
     click.echo(f"runs written to book {book}: okxlab runs list --agent {agents[0]} · okxlab leaderboard --book {book}")
+
+
+def _in_process(env, agents: list[str], begin: datetime, finish_at: datetime, bar: str, mode: str,  # noqa: ANN001
+                data_paths: tuple[str, ...], offline_planners: bool, fresh_llm: bool) -> None:
+    """--mode inline|fast: no workers, no simulator server; progress on stderr, the summary on stdout."""
+    from okxlab.cli.common import table
+    from okxlab.replay.inprocess import replay_in_process
+
+    if fresh_llm:
+        raise UserError(f"--fresh-llm asks models; --mode {mode} replays rule-based planners only")
+
+    def progress(done: int, total: int, statuses: dict[str, int]) -> None:
+        counts = " ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+        click.echo(f"  tick {done}/{total}  {counts}", err=True)
+
+    result = replay_in_process(env, agents=agents, start=begin, end=finish_at, bar=bar, mode=mode,
+                               data_paths=data_paths, offline_planners=offline_planners, progress=progress)
+    click.echo(f"replay {result.replay_id} ({mode}): {result.runs} runs over {result.ticks} ticks in "
+               f"{result.seconds:.1f} s ({', '.join(f'{v} {k}' for k, v in sorted(result.statuses.items()))}); "
+               f"{result.executed} runs executed, {result.records} records written")
+    click.echo(table(["AGENT", "EQUITY", "RETURN", "TRADES"],
+                     [[a["agent"], f"{a['equity']:.2f}", f"{a['return_pct']:+.2f}%", a["trades"]]
+                      for a in result.agents]))
+    click.echo(f"runs written to book replay:{result.replay_id}: okxlab leaderboard --book replay:{result.replay_id}")
 
 
 def _speed(text: str) -> float:

@@ -177,9 +177,21 @@ def apply_fills(s: Session, agent: str, book: str, fills: list[ExchangeFill], ct
 
 
 def _book_position(s: Session, agent: str, book: str, fill: Fill, reason: str | None, run_id: str | None) -> None:
+    opened = book_fill(_open_record(s, agent, book, fill.symbol), fill, reason, run_id, agent=agent, book=book)
+    if opened is not None:
+        s.add(opened)
+        s.flush()
+
+
+def book_fill(record: PositionRecord | None, fill: Fill, reason: str | None, run_id: str | None, *, agent: str,
+              book: str) -> PositionRecord | None:
+    """Book one fill against the open round trip of its symbol (`record`, None when flat), without I/O.
+
+    Updates `record` and `fill` in place (realised PnL, exit reason, closing) and returns the round trip the
+    fill opens, if any (a fill from flat, or the excess of a reversal). In-process replays call this directly.
+    """
     direction = "long" if fill.side == "buy" else "short"
     remaining = fill.contracts
-    record = _open_record(s, agent, book, fill.symbol)
     if record is not None and record.side != direction:  # reduces (and maybe reverses) the position
         closing = min(remaining, record.contracts)
         sign = 1.0 if record.side == "long" else -1.0
@@ -197,20 +209,20 @@ def _book_position(s: Session, agent: str, book: str, fill: Fill, reason: str | 
             record.exit_reason = fill.exit_reason
             record.close_run_id = run_id
         if remaining <= EPS:
-            return
+            return None
         record = None
     if record is None:
-        s.add(PositionRecord(agent=agent, book=book, symbol=fill.symbol, side=direction, status="open",
-                             contracts=remaining, max_contracts=remaining, ct_val=fill.ct_val, entry_price=fill.price,
-                             realized_pnl=0.0, fees=fill.fee * remaining / fill.contracts, opened_at=fill.ts,
-                             open_run_id=run_id))
-        s.flush()
-    else:  # adds to the position at a new average price
-        total = record.contracts + remaining
-        record.entry_price = (record.entry_price * record.contracts + fill.price * remaining) / total
-        record.contracts = total
-        record.max_contracts = max(record.max_contracts, total)
-        record.fees += fill.fee * remaining / fill.contracts
+        return PositionRecord(agent=agent, book=book, symbol=fill.symbol, side=direction, status="open",
+                              contracts=remaining, max_contracts=remaining, ct_val=fill.ct_val, entry_price=fill.price,
+                              realized_pnl=0.0, fees=fill.fee * remaining / fill.contracts, opened_at=fill.ts,
+                              open_run_id=run_id)
+    # adds to the position at a new average price
+    total = record.contracts + remaining
+    record.entry_price = (record.entry_price * record.contracts + fill.price * remaining) / total
+    record.contracts = total
+    record.max_contracts = max(record.max_contracts, total)
+    record.fees += fill.fee * remaining / fill.contracts
+    return None
 
 
 def totals(s: Session, agent: str, book: str, initial_equity: float, marks: dict[str, float] | None = None) -> LedgerTotals:

@@ -79,7 +79,7 @@ def assess(
     if lateness_ms > max_late_s * 1000:
         result.fail(f"run late: snapshot taken {lateness_ms / 1000:.0f} s after its scheduled time (limit {max_late_s:.0f} s)")
 
-    if not candles:
+    if len(candles) == 0:  # a list or an array
         result.fail("stale data: no closed candles at or before the run's time")
         return result
     arr = np.asarray(candles, dtype=float)

@@ -1,0 +1,197 @@
+"""Writing many records at once: ids reserved up front, rows sent in batches by a background thread.
+
+In-process replays produce the same records as the pipeline (runs, stage records, every stage's table), tens
+of thousands of runs at a time. Row by row through the ORM that is a few milliseconds per row; here rows are
+plain dicts, ids are reserved from each table's sequence in blocks (so rows can refer to each other before
+they are written), and each batch goes to the database in one transaction:
+
+- Postgres: `COPY ... FROM STDIN` per table, in foreign-key order, on a connection of its own, from a
+  background thread, so the database parses and indexes one batch while Python computes the next;
+- SQLite (and anything else): executemany inserts through SQLAlchemy Core, in the same order.
+
+A batch that fails stops the writer; `close()` raises its error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import queue
+import threading
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import Engine
+
+from okxlab.db import models as m
+
+# Foreign-key order: a table comes after every table it refers to.
+TABLES: tuple[type[m.Base], ...] = (
+    m.Run, m.StageRecord, m.MarketSnapshot, m.AccountSnapshot, m.QualityCheck, m.FeatureSet, m.PlanRecord,
+    m.PlanValidation, m.RiskVerdictRecord, m.Order, m.Fill, m.PositionRecord, m.EquitySnapshot, m.AuditEvent,
+)
+_JSON_TYPES = (dict, list)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity; the database's JSON types refuse them. They become null, as the ORM's
+    JSON serialiser would refuse them too (stage outputs never contain them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _copy_text(value: Any) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, _JSON_TYPES):
+        try:
+            s = json.dumps(value, default=_json_default, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            s = json.dumps(_clean(value), default=_json_default, separators=(",", ":"))
+    elif isinstance(value, datetime):
+        s = value.isoformat()
+    elif isinstance(value, float):
+        s = repr(value)
+    else:
+        s = str(value)
+    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
+        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return s
+
+
+class IdBlocks:
+    """Ids for new rows of one table, reserved from the database in blocks."""
+
+    def __init__(self, engine: Engine, model: type[m.Base], block: int = 5000):
+        self.engine, self.model, self.block = engine, model, block
+        self._free: list[int] = []
+        self._next_sqlite: int | None = None
+
+    def take(self) -> int:
+        if not self._free:
+            self._free = self._reserve(self.block)[::-1]
+        return self._free.pop()
+
+    def _reserve(self, n: int) -> list[int]:
+        table = self.model.__tablename__
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                rows = conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                                         "FROM generate_series(1, :n)"), {"n": n})
+                return sorted(r[0] for r in rows)
+            if self._next_sqlite is None:  # SQLite: the replay is the only writer of its rows
+                self._next_sqlite = int(conn.scalar(select(func.coalesce(func.max(self.model.id), 0))) or 0) + 1
+        first = self._next_sqlite
+        self._next_sqlite += n
+        return list(range(first, first + n))
+
+
+class BulkWriter:
+    """Collects rows per table and writes them in batches (see the module docstring). Every row gives every
+    column (the ORM's Python-side defaults do not apply here); a missing key is written as NULL."""
+
+    def __init__(self, engine: Engine, *, background: bool = True, max_pending: int = 4):
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self.rows: dict[type[m.Base], list[dict[str, Any]]] = {t: [] for t in TABLES}
+        self.ids = {t: IdBlocks(engine, t) for t in TABLES if "id" in t.__table__.columns and t is not m.Run}
+        self.written = 0
+        self._columns = {t: [c.key for c in t.__table__.columns] for t in TABLES}
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[list[tuple[type[m.Base], list[dict[str, Any]]]] | None] = queue.Queue(max_pending)
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._drain, name="okxlab-bulk-writer", daemon=True)
+            self._thread.start()
+
+    def new_id(self, model: type[m.Base]) -> int:
+        return self.ids[model].take()
+
+    def add(self, model: type[m.Base], row: dict[str, Any]) -> None:
+        self.rows[model].append(row)
+
+    def pending(self) -> int:
+        return sum(len(v) for v in self.rows.values())
+
+    def flush(self) -> None:
+        """Hand the rows collected so far to the writer (blocks while too many batches are queued)."""
+        batch = [(t, rows) for t, rows in self.rows.items() if rows]
+        if not batch:
+            return
+        self.rows = {t: [] for t in TABLES}
+        if self._error is not None:
+            raise RuntimeError(f"writing replay records failed: {self._error}") from self._error
+        if self._thread is None:
+            self._write(batch)
+        else:
+            self._queue.put(batch)
+
+    def close(self) -> None:
+        self.flush()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise RuntimeError(f"writing replay records failed: {self._error}") from self._error
+
+    # ---- the writer thread ---------------------------------------------------------------------------
+    def _drain(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is None:
+                try:
+                    self._write(batch)
+                except BaseException as exc:  # noqa: BLE001 - reported by flush()/close()
+                    self._error = exc
+
+    def _write(self, batch: Iterable[tuple[type[m.Base], list[dict[str, Any]]]]) -> None:
+        if self.postgres:
+            raw = self.engine.raw_connection()
+            try:
+                with raw.cursor() as cur:
+                    for model, rows in batch:
+                        cols = self._columns[model]
+                        buf = io.StringIO()
+                        for r in rows:
+                            buf.write("\t".join(_copy_text(r.get(c)) for c in cols))
+                            buf.write("\n")
+                        buf.seek(0)
+                        quoted = ", ".join(f'"{c}"' for c in cols)
+                        cur.copy_expert(f'COPY "{model.__tablename__}" ({quoted}) FROM STDIN', buf)
+                        self.written += len(rows)
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                raw.close()
+            return
+        with self.engine.begin() as conn:
+            for model, rows in batch:
+                cols = self._columns[model]
+                conn.execute(insert(model.__table__), [{c: r.get(c) for c in cols} for r in rows])
+                self.written += len(rows)

@@ -1,0 +1,1002 @@
+"""Replays in one process: the pipeline's stage logic against an in-process simulator world, without Celery.
+
+`celery -A workers replay range --mode pipeline` (the default) sends every run through the workers and the
+simulator over HTTP. The two modes here decide exactly the same things with the same code — quality checks
+(`marketdata.quality.assess`), features (`marketdata.features.compute_features`), the strategy planner,
+plan validation (`planning.schema.validate_plan`), the risk engine (`risk.engine.assess_plan`,
+`risk.state`), orders matched by the simulator's own engine (`World`, through `World.call` with the request
+ccxt would send), and books kept with `execution.ledger` — and only change how it is executed:
+
+- **inline**: every run of every tick executes every stage, and every record the pipeline writes is written
+  (runs, stage records, snapshots, quality checks, features, plans, validations, verdicts, orders, fills,
+  positions, equity, audit events), in bulk (okxlab/replay/bulk.py).
+- **fast**: the strategy's signals are evaluated once over the whole history, and a run executes its stages
+  only when it can change something: when the strategy would act, when the account's risk state would change
+  (drawdown halt, daily loss breaker), or when the exchange filled something since the last run (a stop). The
+  other runs would plan `hold` for every symbol and change nothing; they are counted, not stored. Runs that
+  execute are recorded in full. Signals are exact: a bar where a comparison the strategy makes is within
+  1e-8 (relative) of a tie is decided again on that run's own window of candles, as the pipeline would,
+  because TA-Lib's running sums differ in the last bits with where the window starts.
+
+Point in time holds as in the pipeline: a run at T sees bars closed by T; the world's clock is moved to T
+before the run (fills and stops on the price path up to T happen first), and orders fill at the world's
+price at T, the open of the bar starting at T.
+
+Differences from the pipeline, by design (none changes a decision):
+- `MarketSnapshot.candles` holds a reference to the dataset slice instead of a copy of the candles
+  (`{"dataset": sha256 of the series, "inst_id", "bar", "from", "to", "count"}`): 150 candles for each of
+  100,000 runs would be 90 million numbers; the reference reproduces them exactly (see `window_for`).
+- Only rule-based planners (strategy agents, or LLM agents' offline stand-ins with --offline-planners).
+- Stage records name the worker `inline@<host>` and no queue; durations are measured in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from okxlab.config import AgentConfig
+from okxlab.db import models as m
+from okxlab.db.models import Replay, utcnow
+from okxlab.db.ops import audit
+from okxlab.domain import Account, Instrument, Position, SymbolMarket, TradingState
+from okxlab.errors import UserError
+from okxlab.execution import ledger
+from okxlab.execution.orders import OKX_STATES, cl_ord_id_for
+from okxlab.execution.stage import run_outcome
+from okxlab.marketdata.bars import parse_bar
+from okxlab.marketdata.features import compute_features
+from okxlab.marketdata.quality import QualityLimits, assess
+from okxlab.pipeline.dispatch import run_id_for
+from okxlab.pipeline.env import StageEnv
+from okxlab.pipeline.stages import STAGES
+from okxlab.planning.schema import PLAN_SCHEMA_VERSION, parse_plan, validate_plan
+from okxlab.replay.bulk import BulkWriter
+from okxlab.replay.range import RangeResult, summarize, ticks_between
+from okxlab.risk import state as risk_state
+from okxlab.risk.engine import assess_plan
+from okxlab.risk.stage import intent_to_json
+from okxlab.simulator.simulator import Simulator
+from okxlab.simulator.world import World
+from okxlab.strategies.engine import Signals, evaluate
+from okxlab.strategies.indicators import Ohlcv, as_ohlcv
+from okxlab.strategies.planner import StrategyPlanner
+
+MODES = ("inline", "fast")
+Progress = Callable[[int, int, dict[str, int]], None]
+TIE_TOLERANCE = 1e-8  # relative: closer than this, a comparison is decided again on the run's own window
+# Indicators whose value at bar t depends on where the window starts by more than rounding (recursive seeds).
+RECURSIVE = frozenset({"ema", "macd", "rsi", "atr", "kdj"})
+BATCH_TICKS = 2000
+
+
+# ---- market data as the snapshot stage sees it ---------------------------------------------------------
+
+class SeriesView:
+    """One instrument's closed candles at the replay's bar, with the numbers ccxt would have parsed from the
+    simulator's candles endpoint (prices on the tick grid; volume in the base currency)."""
+
+    def __init__(self, world: World, inst_id: str, bar: str):
+        path = world.market.path(inst_id)
+        if path is None:
+            raise UserError(f"the simulator has no data for {inst_id}")
+        self.inst_id, self.spec, self.path, self.bar = inst_id, world.spec(inst_id), path, bar
+        series, ends = path.resampled(parse_bar(bar))
+        self.ends = np.asarray(ends, dtype=np.int64)
+        ts = np.asarray(series.ts, dtype=np.int64)
+        spec = self.spec
+        prices = []
+        for col in (series.open, series.high, series.low, series.close):
+            col = np.asarray(col, dtype=np.float64)
+            on_grid = np.round(col, spec.px_decimals)
+            if not np.array_equal(on_grid, col):  # off the grid: exactly as the endpoint formats them
+                on_grid = np.array([float(spec.fmt_px(x)) for x in col.tolist()])
+            prices.append(on_grid)
+        # ccxt reads OKX's base-currency volume (volCcy for swaps, vol for spot), printed to 8 decimals
+        volume = np.array([round(x, 8) for x in np.asarray(series.volume, dtype=np.float64).tolist()])
+        self.cols = (ts.astype(np.float64), *prices, volume)
+        self.ts = ts
+        self.rows = np.ascontiguousarray(np.column_stack(self.cols))
+        self.ohlcv = Ohlcv(ts, *(np.ascontiguousarray(c) for c in self.cols[1:]))
+        digest = hashlib.sha256()
+        digest.update(inst_id.encode())
+        digest.update(bar.encode())
+        digest.update(self.rows.tobytes())
+        self.dataset = digest.hexdigest()
+
+    def closed(self, t_ms: int) -> int:
+        """How many bars closed at or before t."""
+        return int(np.searchsorted(self.ends, t_ms, side="right"))
+
+    def reference(self, lo: int, hi: int) -> dict[str, Any]:
+        return {"dataset": self.dataset, "inst_id": self.inst_id, "bar": self.bar,
+                "from": int(self.ts[lo]) if hi > lo else None, "to": int(self.ts[hi - 1]) if hi > lo else None,
+                "count": hi - lo}
+
+
+def window_for(view: SeriesView, reference: dict[str, Any]) -> list[list[float]]:
+    """The candles a snapshot reference stands for, as the pipeline would have stored them."""
+    if reference.get("dataset") != view.dataset:
+        raise UserError("the candle data differs from the data this replay ran on (dataset digest mismatch)")
+    if not reference.get("count"):
+        return []
+    lo = int(np.searchsorted(view.ts, reference["from"]))
+    return view.rows[lo:lo + int(reference["count"])].tolist()
+
+
+def instrument_of(world: World, inst_id: str) -> Instrument:
+    """The instrument as okxlab reads it from ccxt's market (execution.exchange.instrument_from_market)."""
+    spec = world.spec(inst_id)
+    swap = spec.is_swap
+    return Instrument(inst_id=inst_id, inst_type="SWAP" if swap else "SPOT", base_ccy=spec.base_ccy,
+                      quote_ccy=spec.quote_ccy, ct_val=float(spec.ct_val) if swap else 1.0,
+                      lot_sz=float(spec.lot_sz), min_sz=float(spec.min_sz), tick_sz=float(spec.tick_sz),
+                      max_lever=float(spec.max_lever) if swap else 1.0)
+
+
+def _f(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+# ---- one agent's state between runs ---------------------------------------------------------------------
+
+@dataclass
+class _Agent:
+    cfg: AgentConfig
+    api_key: str
+    planner: StrategyPlanner
+    planner_name: str
+    symbols: tuple[str, ...]
+    state: risk_state.RiskState
+    initial_equity: float
+    signals: dict[str, Signals] = field(default_factory=dict)  # fast mode: over the whole history
+    fragile: dict[str, np.ndarray] = field(default_factory=dict)  # bars to decide again on the run's window
+    open_records: dict[str, m.PositionRecord] = field(default_factory=dict)
+    closed_records: list[m.PositionRecord] = field(default_factory=list)
+    realized: float = 0.0
+    fees: float = 0.0
+    peak: float | None = None  # highest equity snapshot so far
+    last_snapshot: tuple[datetime, float] | None = None
+    day_start: dict[date, float | None] = field(default_factory=dict)
+    runs: int = 0
+    first_run: datetime | None = None
+    protective: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # last opening's SL/TP
+    ours: dict[str, dict[str, Any]] = field(default_factory=dict)  # clOrdId -> order row
+    live_orders: list[dict[str, Any]] = field(default_factory=list)  # resting orders to follow
+    fills_seen: int = 0  # index into world.fills
+    statuses: dict[str, int] = field(default_factory=dict)
+    equity_memo: tuple[Any, ...] | None = None  # fast mode: inputs of the last risk-state check
+
+
+@dataclass
+class InProcessResult(RangeResult):
+    mode: str = "inline"
+    executed: int = 0  # runs whose stages executed (fast mode skips runs that would only hold)
+    records: int = 0  # rows written
+
+
+class _StageFailed(Exception):
+    """The stage could not do its job (as a stage task that fails for good): the run ends `failed`."""
+
+
+class InProcessReplay:
+    """Drives one replay in this process (see the module docstring)."""
+
+    def __init__(self, env: StageEnv, replay: Replay, simulator: Simulator, *, mode: str = "inline",
+                 progress: Progress | None = None, worker: str | None = None):
+        if mode not in MODES:
+            raise UserError(f"--mode {mode!r} is not an in-process mode ({', '.join(MODES)})")
+        self.env, self.replay, self.sim, self.mode = env, replay, simulator, mode
+        self.progress = progress
+        self.worker = worker or f"inline@{socket.gethostname()}"
+        self.book = f"replay:{replay.id}"
+        self.bar = replay.bar
+        self.bar_ms = parse_bar(replay.bar).ms
+        self.wanted = env.config.candles_per_symbol
+        self.window = min(self.wanted, min(self.wanted + 2, 300) - 1)  # closed bars the snapshot keeps
+        self.quality_limits = QualityLimits.from_table(env.config.pipeline.get("quality"))
+        self.tag = env.config.broker_tag
+        self.writer = BulkWriter(env.sessions.kw["bind"])
+        self.views: dict[str, SeriesView] = {}
+        self.agents: list[_Agent] = []
+        self.world: World | None = None
+        self.instruments: dict[str, Instrument] = {}
+        self.global_pause = False
+        self.quality_risk: dict[str, np.ndarray] = {}  # fast mode: by bars closed, runs whose checks may not pass
+
+    # ---- set-up ----------------------------------------------------------------------------------------
+    def _setup(self, ticks: list[datetime]) -> None:
+        from okxlab.risk.stage import global_pause, load_risk_state
+
+        name = f"replay-{self.replay.id}"
+        with self.sim.lock:
+            self.world = self.sim.create_world(name, clock="replay", start=int(ticks[0].timestamp() * 1000))
+        with self.env.sessions.begin() as s:
+            self.global_pause = global_pause(s) is not None
+            rows = {a.name: a for a in s.scalars(select(m.Agent).where(m.Agent.name.in_(self.replay.agents)))}
+            for name_ in self.replay.agents:
+                cfg = self.env.config.agent(name_)
+                planner = self.env.planners.for_agent(cfg, offline=bool(self.replay.offline_planners))
+                inner = getattr(planner, "inner", planner)
+                if not isinstance(inner, StrategyPlanner):
+                    raise UserError(f"agent {cfg.name}: --mode {self.mode} replays rule-based planners only; use "
+                                    "--offline-planners (its offline stand-in) or --mode pipeline")
+                api_key = cfg.credentials("sim").api_key
+                if api_key not in self.world.accounts:
+                    raise UserError(f"agent {cfg.name} has no account in the simulator world")
+                self.agents.append(_Agent(cfg=cfg, api_key=api_key, planner=inner, planner_name=planner.name,
+                                          symbols=tuple(cfg.symbols), state=load_risk_state(s, rows[cfg.name]),
+                                          initial_equity=cfg.initial_equity))
+            row = s.get(Replay, self.replay.id)
+            row.exchange_url = self.replay.exchange_url = f"inprocess://{name}"
+        for agent in self.agents:
+            for sym in agent.symbols:
+                if sym not in self.views:
+                    self.views[sym] = SeriesView(self.world, sym, self.bar)
+                    self.instruments[sym] = instrument_of(self.world, sym)
+        last_ms = int(ticks[-1].timestamp() * 1000)
+        for sym, view in self.views.items():
+            if view.path.price_at(last_ms) is None or view.path.price_at(int(ticks[0].timestamp() * 1000)) is None:
+                raise UserError(f"{sym} has no price at every tick of the window (data "
+                                f"{_iso(view.path.start_ms)} to {_iso(view.path.end_ms)}); shorten the window")
+        if self.mode == "fast":
+            for sym, view in self.views.items():
+                self.quality_risk[sym] = _quality_risk(view, self.window, self.quality_limits, self.bar_ms)
+            for agent in self.agents:
+                for sym in agent.symbols:
+                    agent.signals[sym], agent.fragile[sym] = _history_signals(agent.planner, self.views[sym],
+                                                                              self.window)
+
+    # ---- the drive -------------------------------------------------------------------------------------
+    def run(self) -> InProcessResult:
+        started = time.monotonic()
+        ticks = ticks_between(self.replay.start, self.replay.end, self.bar)
+        if not ticks:
+            raise UserError(f"no {self.bar} bar boundary between {self.replay.start.isoformat()} and "
+                            f"{self.replay.end.isoformat()}")
+        self._setup(ticks)
+        world = self.world
+        assert world is not None
+        statuses: dict[str, int] = {}
+        executed = total = 0
+        for i, tick in enumerate(ticks):
+            t_ms = int(tick.timestamp() * 1000)
+            world.set_clock(t_ms)
+            for agent in self.agents:
+                if self.mode == "fast" and not self._must_execute(agent, tick, t_ms):
+                    status = "completed"
+                    self._note_quiet_run(agent, tick)
+                else:
+                    status = self._execute(agent, tick, t_ms)
+                    executed += 1
+                statuses[status] = statuses.get(status, 0) + 1
+                total += 1
+            if (i + 1) % BATCH_TICKS == 0:
+                self.writer.flush()
+            if self.progress and ((i + 1) % 500 == 0 or i + 1 == len(ticks)):
+                self.progress(i + 1, len(ticks), statuses)
+        self._finish_agents()
+        self.writer.close()
+        result = InProcessResult(replay_id=self.replay.id, ticks=len(ticks), runs=total, statuses=statuses,
+                                 seconds=round(time.monotonic() - started, 2), mode=self.mode, executed=executed,
+                                 records=self.writer.written)
+        result.agents = summarize(self.env, self.replay.id, list(self.replay.agents)) if self.mode == "inline" \
+            else self._summary_from_memory()
+        with self.env.sessions.begin() as s:
+            row = s.get(Replay, self.replay.id)
+            row.status, row.finished_at = "done", utcnow()
+            row.summary = {"ticks": result.ticks, "runs": result.runs, "statuses": statuses, "seconds": result.seconds,
+                           "agents": result.agents, "mode": self.mode, "executed_runs": executed,
+                           "records": result.records,
+                           "datasets": {k: {"sha256": v.dataset, "bars": len(v.ts)} for k, v in self.views.items()}}
+            audit(s, "replay.finished", f"replay {self.replay.id} ({self.mode}): {total} runs over {len(ticks)} "
+                  f"ticks in {result.seconds} s", data={"replay_id": self.replay.id, "statuses": statuses})
+        return result
+
+    # ---- fast mode: does this run need to execute? -----------------------------------------------------
+    def _must_execute(self, agent: _Agent, tick: datetime, t_ms: int) -> bool:
+        world = self.world
+        assert world is not None
+        acct = world.accounts[agent.api_key]
+        if len(world.fills) != agent.fills_seen and any(f.api_key == agent.api_key
+                                                        for f in world.fills[agent.fills_seen:]):
+            return True  # the exchange filled something since the last run (a stop, a resting order)
+        if agent.live_orders:
+            return True
+        for sym in agent.symbols:
+            view = self.views[sym]
+            n = view.closed(t_ms)
+            if self.quality_risk[sym][n] or view.ends[n - 1] != t_ms:
+                return True  # the quality stage might not pass: the run executes and finds out
+            pos = acct.positions.get(sym)
+            side = None if pos is None or not pos.pos else ("long" if pos.pos > 0 else "short")
+            i = n - 1
+            if agent.fragile[sym][i]:
+                return True
+            if agent.planner.choice(agent.signals[sym], i, side).action != "hold":
+                return True
+        # Would the account check change the risk state (halt, breaker)? Its inputs, as the run would see them.
+        eq = world.margin(acct)["eq"]
+        day = tick.date()
+        key = (eq, agent.peak, agent.day_start.get(day, "?"), day, agent.state)
+        if key == agent.equity_memo:
+            return False
+        account = Account(equity=eq, cash=eq, available=eq, start_equity=agent.initial_equity,
+                          peak_equity=max(agent.peak or agent.initial_equity, agent.initial_equity, eq),
+                          day_start_equity=self._day_start(agent, tick))
+        if risk_state.check_account(account, agent.cfg.limits, agent.state, tick).changes:
+            return True
+        agent.equity_memo = key
+        return False
+
+    def _note_quiet_run(self, agent: _Agent, tick: datetime) -> None:
+        """A run that would hold everywhere: what it would leave behind that later runs read (its equity
+        snapshot for the peak and the day's start, the run count)."""
+        self._day_start(agent, tick)
+        equity = self._ledger_equity(agent, tick)
+        agent.peak = equity if agent.peak is None else max(agent.peak, equity)
+        agent.last_snapshot = (tick, equity)
+        agent.runs += 1
+        agent.first_run = agent.first_run or tick
+        agent.statuses["completed"] = agent.statuses.get("completed", 0) + 1
+
+    # ---- one run, every stage --------------------------------------------------------------------------
+    def _execute(self, agent: _Agent, tick: datetime, t_ms: int) -> str:
+        w, world = self.writer, self.world
+        assert world is not None
+        now = utcnow()
+        run_id = run_id_for(self.book, agent.cfg.name, tick)
+        run = {"id": run_id, "source": self.book, "book": self.book, "schedule_id": None, "replay_id": self.replay.id,
+               "replay_of": None, "agent": agent.cfg.name, "scheduled_for": tick, "status": "running", "stage": None,
+               "reason": None, "created_at": now, "started_at": now, "finished_at": None, "updated_at": now}
+        w.add(m.Run, run)
+        self._day_start(agent, tick)
+        run_ctx = _RunCtx(run_id=run_id, tick=tick, t_ms=t_ms, agent=agent)
+        end: tuple[str, str] | None = None
+        for stage in STAGES:
+            t0 = time.perf_counter()
+            started_at = utcnow()
+            error = None
+            try:
+                output, end = getattr(self, f"_stage_{stage}")(run_ctx)
+            except _StageFailed as exc:
+                error = str(exc)
+                output, end = {}, ("failed", f"{stage} failed: {error}"[:2000])
+            finished = utcnow()
+            w.add(m.StageRecord, {"id": w.new_id(m.StageRecord), "run_id": run_id, "stage": stage,
+                                  "status": "failed" if error else "done", "attempts": 1, "queue": None,
+                                  "worker": self.worker, "task_id": None, "started_at": started_at,
+                                  "finished_at": finished, "queue_wait_ms": 0.0,
+                                  "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3), "error": error,
+                                  "output": output})
+            run["stage"] = stage
+            if end is not None:
+                break
+        status, reason = end if end is not None else ("completed", "completed")
+        run.update(status=status, reason=reason, finished_at=utcnow(), updated_at=utcnow())
+        agent.runs += 1
+        agent.first_run = agent.first_run or tick
+        agent.statuses[status] = agent.statuses.get(status, 0) + 1
+        return status
+
+    # snapshot: market (ticker last, book top, closed candles) and the account, from the world at T
+    def _stage_snapshot(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
+        w, world, agent = self.writer, self.world, c.agent
+        assert world is not None
+        as_of = c.tick
+        summary: dict[str, Any] = {"as_of": as_of.isoformat(), "exchange_time": as_of.isoformat(), "symbols": {}}
+        for sym in agent.symbols:
+            view = self.views[sym]
+            spec = view.spec
+            px = view.path.price_at(c.t_ms)
+            if px is None:  # what ccxt raises for the simulator's answer to a ticker without data
+                raise _StageFailed("ExchangeError: okx {\"code\":\"52000\",\"msg\":\"No market data found.\"}")
+            asks, bids = world.market.book(spec, px, 5)
+            last = spec.round_px(px)
+            ask, bid = float(spec.fmt_px(asks[0].px)), float(spec.fmt_px(bids[0].px))
+            n = view.closed(c.t_ms)
+            lo = max(0, n - self.window)
+            sid = w.new_id(m.MarketSnapshot)
+            # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]
+            book = {"bids": [[float(spec.fmt_px(lv.px)), float(spec.fmt_sz(lv.lots * spec.lot_sz)), 0] for lv in bids],
+                    "asks": [[float(spec.fmt_px(lv.px)), float(spec.fmt_sz(lv.lots * spec.lot_sz)), 0] for lv in asks]}
+            w.add(m.MarketSnapshot, {"id": sid, "run_id": c.run_id, "symbol": sym, "as_of": as_of,
+                                     "exchange_time": as_of, "bar": self.bar, "last": last, "bid": bid, "ask": ask,
+                                     "funding_rate": None, "instrument": _instrument_json(self.instruments[sym]),
+                                     "order_book": book, "candles": view.reference(lo, n)})
+            c.markets[sym] = _Snap(sid, sym, last, bid, ask, lo, n)
+            summary["symbols"][sym] = {"last": last, "bid": bid, "ask": ask, "candles": n - lo}
+        account = self._account_payload(agent)
+        c.account_id = w.new_id(m.AccountSnapshot)
+        w.add(m.AccountSnapshot, {"id": c.account_id, "run_id": c.run_id, "agent": agent.cfg.name,
+                                  "equity": account["equity"], "cash": account["cash"],
+                                  "available": account["available"], "positions": account["positions"],
+                                  "open_orders": []})
+        c.account_raw = account
+        summary["account"] = {"equity": account["equity"], "available": account["available"],
+                              "positions": len(account["positions"])}
+        return summary, None
+
+    def _account_payload(self, agent: _Agent) -> dict[str, Any]:
+        """execution's account_from_exchange, on the balance and positions the world serves."""
+        from okxlab.marketdata.stages import account_from_exchange
+
+        world = self.world
+        assert world is not None
+        balance = world.call("GET", "account/balance", api_key=agent.api_key)
+        raw_positions = world.call("GET", "account/positions", api_key=agent.api_key)["data"]
+        positions = []
+        for p in raw_positions:
+            if p.get("instId") not in agent.symbols:
+                continue
+            pos = _f(p.get("pos"))
+            positions.append({  # the fields of ccxt's parsed position that okxlab reads
+                "info": p, "symbol": p.get("instId"), "contracts": abs(pos),
+                "side": "long" if pos > 0 else "short", "entryPrice": p.get("avgPx"), "markPrice": p.get("markPx"),
+                "unrealizedPnl": p.get("upl"), "leverage": p.get("lever"),
+                "contractSize": self.instruments[p["instId"]].ct_val,
+            })
+        return account_from_exchange({"info": balance}, positions)
+
+    def _stage_quality(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        outcomes: dict[str, Any] = {}
+        failures: list[str] = []
+        for sym, snap in c.markets.items():
+            window = self.views[sym].rows[snap.lo:snap.hi]
+            result = assess(window, bar_ms=self.bar_ms, cutoff_ms=c.t_ms, scheduled_ms=c.t_ms, exchange_ms=c.t_ms,
+                            bid=snap.bid, ask=snap.ask, last=snap.last, limits=self.quality_limits)
+            self.writer.add(m.QualityCheck, {"id": self.writer.new_id(m.QualityCheck), "run_id": c.run_id,
+                                             "symbol": sym, "outcome": result.outcome, "reasons": result.reasons,
+                                             "metrics": result.metrics})
+            outcomes[sym] = {"outcome": result.outcome, "reasons": result.reasons}
+            if result.outcome == "fail":
+                failures.append(f"{sym}: {'; '.join(result.reasons)}")
+        overall = "fail" if failures else ("degraded" if any(o["outcome"] == "degraded" for o in outcomes.values())
+                                           else "pass")
+        output = {"outcome": overall, "symbols": outcomes}
+        if failures:
+            return output, ("skipped", "skipped: data quality — " + " | ".join(failures))
+        return output, None
+
+    def _stage_features(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
+        output: dict[str, Any] = {}
+        for sym, snap in c.markets.items():
+            values = compute_features(self.views[sym].rows[snap.lo:snap.hi])
+            self.writer.add(m.FeatureSet, {"id": self.writer.new_id(m.FeatureSet), "run_id": c.run_id, "symbol": sym,
+                                           "values": values})
+            snap.features = values
+            output[sym] = {k: (round(v, 4) if isinstance(v, float) else v)
+                           for k, v in values.items() if k in ("ema_fast", "ema_slow", "rsi", "atr")}
+        return output, None
+
+    def _stage_plan(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        agent = c.agent
+        c.account = self._account(agent, c)
+        planner = agent.planner
+        decisions = []
+        error = None
+        for sym in agent.symbols:
+            snap = c.markets.get(sym)
+            position = c.account.position(sym)
+            if snap is None or snap.hi == snap.lo:
+                why = "no market data for this run" if snap is None else "no closed candles in this run"
+                decisions.append(planner._hold(sym, f"{planner.name}: {why}; holding"))
+                continue
+            signals, i = self._signals(agent, sym, snap)
+            if signals is None:
+                error = f"{sym}: cannot evaluate: {i}"
+                break
+            decisions.append(planner.decision(sym, signals, i, position, c.account.equity, agent.cfg.limits,
+                                              self.instruments[sym].tick_sz))
+        document = None if error else {"schema_version": PLAN_SCHEMA_VERSION, "decisions": decisions}
+        raw = json.dumps(document, indent=2) if document is not None else ""
+        self.writer.add(m.PlanRecord, {"id": self.writer.new_id(m.PlanRecord), "run_id": c.run_id,
+                                       "planner": agent.planner_name, "prompt": None, "prompt_sha256": None, "raw": raw,
+                                       "document": document, "error": error, "created_at": utcnow()})
+        c.document, c.plan_error = document, error
+        output = {"planner": agent.planner_name, "llm_calls": 0, "prompt_sha256": None,
+                  "decisions": len(document["decisions"]) if isinstance(document, dict) else None}
+        return output, None
+
+    def _signals(self, agent: _Agent, sym: str, snap: _Snap) -> tuple[Signals | None, Any]:
+        view = self.views[sym]
+        i = snap.hi - 1
+        if self.mode == "fast" and not agent.fragile[sym][i]:
+            return agent.signals[sym], i
+        try:
+            window = Ohlcv(*(a[snap.lo:snap.hi] for a in (view.ohlcv.ts, view.ohlcv.open, view.ohlcv.high,
+                                                          view.ohlcv.low, view.ohlcv.close, view.ohlcv.volume)))
+            signals = agent.planner.signals(window)
+        except (ValueError, ArithmeticError) as exc:
+            return None, exc
+        return signals, len(signals) - 1
+
+    def _stage_validate(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        agent = c.agent
+        w = self.writer
+        c.validation_id = w.new_id(m.PlanValidation)
+        if c.document is None:
+            problems = [c.plan_error or "the planner produced no JSON plan"]
+        else:
+            problems = [str(p) for p in validate_plan(c.document, list(agent.symbols))]
+        if problems:
+            w.add(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": False,
+                                     "schema_version": PLAN_SCHEMA_VERSION, "problems": problems, "plan": None})
+            transition = risk_state.record_invalid_plan(agent.state, agent.cfg.limits, utcnow())
+            self._persist(agent, transition, c.run_id)
+            reason = "invalid_plan: " + "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)"
+                                                                   if len(problems) > 3 else "")
+            return {"valid": False, "problems": problems[:20]}, ("invalid_plan", reason[:1000])
+        c.plan = parse_plan(c.document)
+        w.add(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": True,
+                                 "schema_version": PLAN_SCHEMA_VERSION, "problems": [], "plan": c.plan.to_json()})
+        agent.state = replace(agent.state, consecutive_invalid_plans=0)
+        return {"valid": True, "decisions": [f"{d.symbol}:{d.action}" for d in c.plan.decisions]}, None
+
+    def _stage_risk(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
+        agent, w = c.agent, self.writer
+        plan = c.plan
+        markets = {sym: SymbolMarket(symbol=sym, instrument=self.instruments[sym], as_of=c.tick, last=s.last, bid=s.bid,
+                                     ask=s.ask, bar=self.bar, candles=(),
+                                     features={k: v for k, v in (s.features or {}).items() if not isinstance(v, str)})
+                   for sym, s in c.markets.items()}
+        state = replace(agent.state, global_pause=True) if self.global_pause else agent.state
+        outcome = assess_plan(plan, c.account, markets, agent.cfg.limits, state, c.tick)
+        self._persist(agent, risk_state.Transition(outcome.state, outcome.changes), c.run_id)
+        inputs = {"plan_validation_id": c.validation_id, "account_snapshot_id": c.account_id,
+                  "market_snapshot_ids": {sym: s.id for sym, s in c.markets.items()},
+                  "limits": agent.cfg.limits.to_json(), "trading_state": outcome.state.trading_state.value,
+                  "global_pause": outcome.state.global_pause, "equity": c.account.equity,
+                  "peak_equity": c.account.peak_equity, "day_start_equity": c.account.day_start_equity}
+        for verdict, proposal in zip(outcome.verdicts, plan.decisions, strict=True):
+            w.add(m.RiskVerdictRecord, {"id": w.new_id(m.RiskVerdictRecord), "run_id": c.run_id, "idx": verdict.index,
+                                        "symbol": verdict.symbol, "action": verdict.action, "outcome": verdict.outcome,
+                                        "reasons": list(verdict.reasons), "proposal": proposal.to_json(),
+                                        "decision": verdict.decision.to_json(), "order": intent_to_json(verdict.order),
+                                        "inputs": inputs})
+            if verdict.outcome == "reject":
+                self._audit("risk.rejected", f"{verdict.symbol} {verdict.action} rejected: {', '.join(verdict.reasons)}",
+                            agent.cfg.name, c.run_id, {"reasons": list(verdict.reasons)})
+        c.verdicts = list(outcome.verdicts)
+        summary = {"verdicts": [f"{v.symbol} {v.action}: {v.outcome}" + (f" ({', '.join(v.reasons)})" if v.reasons else "")
+                                for v in outcome.verdicts],
+                   "orders": sum(v.order is not None for v in outcome.verdicts),
+                   "trading_state": agent.state.trading_state.value}
+        return summary, None
+
+    def _stage_order(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str]]:
+        agent, w, world = c.agent, self.writer, self.world
+        assert world is not None
+        results = []
+        for v in c.verdicts:
+            o = intent_to_json(v.order)
+            if not o:
+                continue
+            snap = c.markets.get(o["symbol"])
+            row = {"id": w.new_id(m.Order), "cl_ord_id": cl_ord_id_for(c.run_id, v.index), "run_id": c.run_id,
+                   "idx": v.index, "agent": agent.cfg.name, "book": self.book,
+                   "purpose": "close" if o["reduce_only"] else "open", "symbol": o["symbol"], "side": o["side"],
+                   "order_type": o["order_type"], "contracts": o["contracts"], "price": o["limit_price"],
+                   "reduce_only": o["reduce_only"], "leverage": o["leverage"], "stop_loss": o["stop_loss"],
+                   "take_profit": o["take_profit"], "tag": self.tag, "exchange_url": self.replay.exchange_url,
+                   "state": "new", "claim_token": None, "claimed_at": None,
+                   "reference_price": (snap.bid + snap.ask) / 2 if snap else None, "send_attempts": 0,
+                   "ord_id": None, "filled": 0.0, "avg_price": None, "fee": 0.0, "last_error": None, "reply": None,
+                   "created_at": utcnow(), "updated_at": utcnow(), "closed_at": None}
+            self._send(agent, row, c.run_id)
+            w.add(m.Order, row)
+            results.append({"order_id": row["id"], "state": row["state"], "ord_id": row["ord_id"],
+                            "error": row["last_error"]})
+        self._refresh_live(agent)
+        added = self._collect_fills(agent, c.run_id)
+        marks = {sym: s.last for sym, s in c.markets.items()}
+        equity = self._snapshot_equity(agent, c.run_id, c.tick, marks)
+        output = {"orders": results, "new_fills": added, "equity": round(equity, 2)}
+        return output, run_outcome(c.verdicts, results)  # type: ignore[arg-type]
+
+    # ---- orders and fills, as execution.orders and execution.ledger do them -------------------------
+    def _send(self, agent: _Agent, row: dict[str, Any], run_id: str) -> None:
+        world = self.world
+        assert world is not None
+        spec = world.spec(row["symbol"])
+        now = utcnow()
+        row.update(send_attempts=1, claimed_at=now)
+        self._order_event(row, "submitting", now)
+        if row["leverage"] and not row["reduce_only"]:
+            world.call("POST", "account/set-leverage", body={"lever": row["leverage"], "mgnMode": "cross",
+                                                              "instId": row["symbol"]}, api_key=agent.api_key)
+        req: dict[str, Any] = {"instId": row["symbol"], "side": row["side"], "ordType": row["order_type"],
+                               "sz": spec.fmt_sz(row["contracts"]), "tdMode": "cross"}
+        if row["price"] is not None:
+            req["px"] = spec.fmt_px(row["price"])
+        attached: dict[str, Any] = {}
+        if row["stop_loss"]:
+            attached.update(slTriggerPx=spec.fmt_px(row["stop_loss"]), slOrdPx="-1", slTriggerPxType="last")
+        if row["take_profit"]:
+            attached.update(tpTriggerPx=spec.fmt_px(row["take_profit"]), tpOrdPx="-1", tpTriggerPxType="last")
+        if attached:
+            req["attachAlgoOrds"] = [attached]
+        req.update(clOrdId=row["cl_ord_id"], tag=row["tag"])
+        if row["reduce_only"]:
+            req["reduceOnly"] = True
+        agent.ours[row["cl_ord_id"]] = row
+        reply = world.call("POST", "trade/batch-orders", body=[req], api_key=agent.api_key)
+        data = (reply.get("data") or [{}])[0]
+        if reply.get("code") != "0" or data.get("sCode") not in (None, "0"):
+            error = f"okx {data.get('sCode') or reply.get('code')}: {data.get('sMsg') or reply.get('msg')}"
+            self._order_event(row, "rejected", now, note=error[:200])
+            row["last_error"] = f"ExchangeError: {error}"[:500]
+            return
+        row["ord_id"] = data["ordId"]
+        found = world.call("GET", "trade/order", {"ordId": data["ordId"], "instId": row["symbol"]},
+                           api_key=agent.api_key)["data"][0]
+        self._apply_exchange_order(row, found, now)
+        if row["state"] in ("submitted", "partially_filled"):
+            agent.live_orders.append(row)
+
+    def _apply_exchange_order(self, row: dict[str, Any], info: dict[str, Any], now: datetime) -> None:
+        state = OKX_STATES.get(info.get("state", ""), row["state"])
+        row["filled"] = _f(info.get("accFillSz"))
+        row["avg_price"] = _f(info.get("avgPx")) or row["avg_price"]
+        row["fee"] = abs(_f(info.get("fee"))) if info.get("fee") not in (None, "") else row["fee"]
+        row["ord_id"] = str(info.get("ordId") or row["ord_id"])
+        row["reply"] = {k: info.get(k) for k in ("ordId", "clOrdId", "tag", "state", "accFillSz", "avgPx", "fee",
+                                                 "feeCcy", "sz", "ordType", "side", "reduceOnly", "cTime", "uTime")}
+        self._order_event(row, state, now)
+
+    def _order_event(self, row: dict[str, Any], state: str, now: datetime, note: str = "") -> None:
+        before = row["state"]
+        row["updated_at"] = now
+        if state == before:
+            return
+        row["state"] = state
+        if state in ("filled", "cancelled", "rejected", "expired"):
+            row["closed_at"] = row["closed_at"] or now
+        self._audit("order." + state, f"{row['cl_ord_id']} {row['symbol']} {row['side']} {row['contracts']:g}: "
+                    f"{before} → {state}" + (f" ({note})" if note else ""), row["agent"], row["run_id"],
+                    {"cl_ord_id": row["cl_ord_id"], "from": before, "to": state, "ord_id": row["ord_id"]})
+
+    def _refresh_live(self, agent: _Agent) -> None:
+        world = self.world
+        assert world is not None
+        still = []
+        for row in agent.live_orders:
+            info = world.call("GET", "trade/order", {"ordId": row["ord_id"], "instId": row["symbol"]},
+                              api_key=agent.api_key)["data"][0]
+            self._apply_exchange_order(row, info, utcnow())
+            if row["state"] in ("submitted", "partially_filled"):
+                still.append(row)
+        agent.live_orders = still
+
+    def _collect_fills(self, agent: _Agent, run_id: str) -> int:
+        world = self.world
+        assert world is not None
+        new = [f for f in world.fills[agent.fills_seen:] if f.api_key == agent.api_key and f.inst_id in agent.symbols]
+        agent.fills_seen = len(world.fills)
+        added = 0
+        for sf in new:
+            f = ledger._fill_from_ccxt({"info": sf.payload(world.spec(sf.inst_id))})
+            order = agent.ours.get(f.cl_ord_id)
+            if order is None:
+                self._classify_foreign(agent, f)
+            reason = ledger.EXIT_BY_PURPOSE.get(order["purpose"]) if order else f.exit_reason
+            reference = order["reference_price"] if order else f.trigger_price
+            sign = 1.0 if f.side == "buy" else -1.0
+            ts = datetime.fromtimestamp(f.ts_ms / 1000, UTC)
+            fill = m.Fill(id=self.writer.new_id(m.Fill), agent=agent.cfg.name, book=self.book, trade_id=f.trade_id,
+                          order_id=order["id"] if order else None, ord_id=f.ord_id, cl_ord_id=f.cl_ord_id or None,
+                          symbol=f.symbol, side=f.side, price=f.price, contracts=f.contracts,
+                          ct_val=self.instruments[f.symbol].ct_val, fee=f.fee, fee_ccy=f.fee_ccy, ts=ts,
+                          liquidity=f.liquidity, realized_pnl=0.0, exit_reason=None,
+                          slippage_bps=round(sign * (f.price - reference) / reference * 1e4, 4) if reference else None)
+            record = agent.open_records.get(f.symbol)
+            opened = ledger.book_fill(record, fill, reason, run_id, agent=agent.cfg.name, book=self.book)
+            if record is not None and record.status == "closed":
+                del agent.open_records[f.symbol]
+                agent.closed_records.append(record)
+            if opened is not None:
+                opened.id = self.writer.new_id(m.PositionRecord)
+                opened.max_contracts, opened.exit_price, opened.closed_at = opened.contracts, None, None
+                agent.open_records[f.symbol] = opened
+                if order and order["purpose"] == "open":
+                    agent.protective[f.symbol] = (order["stop_loss"], order["take_profit"])
+            agent.realized += fill.realized_pnl or 0.0
+            agent.fees += fill.fee
+            self.writer.add(m.Fill, _row(fill))
+            added += 1
+        return added
+
+    def _classify_foreign(self, agent: _Agent, f: ledger.ExchangeFill) -> None:
+        """ledger.classify_foreign_fill, through the world's order endpoints."""
+        world = self.world
+        assert world is not None
+        got = world.call("GET", "trade/order", {"ordId": f.ord_id, "instId": f.symbol}, api_key=agent.api_key)
+        if got.get("code") != "0" or not got.get("data"):
+            f.exit_reason = "manual"
+            return
+        info = got["data"][0]
+        if "liquidation" in str(info.get("category", "")):
+            f.exit_reason = "liquidation"
+            return
+        algo_id = info.get("algoId")
+        if algo_id:
+            algo = world.call("GET", "trade/order-algo", {"algoId": algo_id}, api_key=agent.api_key)
+            if algo.get("code") == "0" and algo.get("data"):
+                a = algo["data"][0]
+                side = a.get("actualSide", "")
+                f.exit_reason = ledger.EXIT_BY_ACTUAL_SIDE.get(side, "stop_loss")
+                px = a.get("slTriggerPx") if side == "sl" else a.get("tpTriggerPx")
+                f.trigger_price = float(px) if px not in (None, "") else None
+                return
+        f.exit_reason = "manual"
+
+    # ---- the account as load_account builds it, and the ledger's equity ----------------------------
+    def _day_start(self, agent: _Agent, tick: datetime) -> float:
+        day = tick.date()
+        if day not in agent.day_start:
+            start = datetime.combine(day, dtime(0), tzinfo=tick.tzinfo)
+            last = agent.last_snapshot
+            agent.day_start[day] = last[1] if last is not None and last[0] <= start else None
+        value = agent.day_start[day]
+        return value if value is not None else agent.initial_equity
+
+    def _account(self, agent: _Agent, c: _RunCtx) -> Account:
+        raw = c.account_raw
+        positions = []
+        for p in raw["positions"]:
+            stop, target = agent.protective.get(p["symbol"], (None, None))
+            positions.append(Position(symbol=p["symbol"], side=p["side"], contracts=p["contracts"],
+                                      entry_price=p["entry_price"], mark_price=p["mark_price"],
+                                      unrealized_pnl=p["unrealized_pnl"], leverage=p["leverage"], ct_val=p["ct_val"],
+                                      stop_loss=stop, take_profit=target))
+        equity = raw["equity"]
+        first = agent.first_run or c.tick
+        return Account(equity=equity, cash=raw["cash"], available=raw["available"], positions=tuple(positions),
+                       start_equity=agent.initial_equity,
+                       peak_equity=max(agent.peak or agent.initial_equity, agent.initial_equity, equity),
+                       day_start_equity=self._day_start(agent, c.tick), invocations=agent.runs,
+                       minutes_since_start=max((c.tick - first) / timedelta(minutes=1), 0.0))
+
+    def _ledger_equity(self, agent: _Agent, tick: datetime, marks: dict[str, float] | None = None) -> float:
+        world = self.world
+        assert world is not None
+        upl = 0.0
+        for sym, p in agent.open_records.items():
+            mark = (marks or {}).get(sym)
+            if mark is None:
+                mark = world.market.last(sym, world.now) or p.entry_price
+            upl += p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
+        return agent.initial_equity + agent.realized - agent.fees + upl
+
+    def _snapshot_equity(self, agent: _Agent, run_id: str, tick: datetime, marks: dict[str, float]) -> float:
+        """ledger.snapshot_equity: cash from realised PnL and fees, open positions at the snapshot's marks."""
+        cash = agent.initial_equity + agent.realized - agent.fees
+        positions, upl_total = [], 0.0
+        for sym in sorted(agent.open_records):
+            p = agent.open_records[sym]
+            mark = marks.get(sym, p.entry_price)
+            upl = p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
+            upl_total += upl
+            positions.append({"symbol": sym, "side": p.side, "contracts": p.contracts, "entry_price": p.entry_price,
+                              "mark_price": mark, "unrealized_pnl": upl})
+        equity = cash + upl_total
+        self.writer.add(m.EquitySnapshot, {"id": self.writer.new_id(m.EquitySnapshot), "agent": agent.cfg.name,
+                                           "book": self.book, "run_id": run_id, "ts": tick, "cash": cash,
+                                           "equity": equity, "unrealized_pnl": upl_total,
+                                           "realized_pnl": agent.realized, "fees": agent.fees,
+                                           "positions": positions})
+        agent.peak = equity if agent.peak is None else max(agent.peak, equity)
+        agent.last_snapshot = (tick, equity)
+        return equity
+
+    # ---- risk state and the audit log ----------------------------------------------------------------
+    def _persist(self, agent: _Agent, transition: risk_state.Transition, run_id: str) -> None:
+        agent.state = transition.state
+        for change in transition.changes:
+            self._audit(f"risk.{change.code.lower()}", change.message, agent.cfg.name, run_id,
+                        {"code": change.code, "from": change.before.trading_state.value,
+                         "to": change.after.trading_state.value})
+
+    def _audit(self, kind: str, message: str, agent: str | None, run_id: str | None, data: dict[str, Any]) -> None:
+        self.writer.add(m.AuditEvent, {"id": self.writer.new_id(m.AuditEvent), "ts": utcnow(), "kind": kind,
+                                       "agent": agent, "run_id": run_id, "actor": "system", "message": message,
+                                       "data": data})
+
+    def _finish_agents(self) -> None:
+        """Positions still open, and each agent's risk state, as the pipeline would leave them."""
+        for agent in self.agents:
+            for rec in [*agent.closed_records, *agent.open_records.values()]:
+                self.writer.add(m.PositionRecord, _row(rec))
+        self.writer.flush()
+        with self.env.sessions.begin() as s:
+            for agent in self.agents:
+                row = s.get(m.Agent, agent.cfg.name)
+                st = agent.state
+                row.trading_state, row.state_reason, row.state_changed_at = (st.trading_state.value, st.reason,
+                                                                             st.since)
+                row.consecutive_invalid_plans = st.consecutive_invalid_plans
+                row.consecutive_rejections = st.consecutive_rejections
+                row.daily_loss_day = st.daily_loss_day
+
+    def _summary_from_memory(self) -> list[dict[str, Any]]:
+        out = []
+        for agent in self.agents:
+            final = self._ledger_equity(agent, self.replay.end)
+            trades = len(agent.closed_records) + len(agent.open_records)
+            out.append({"agent": agent.cfg.name, "equity": final,
+                        "return_pct": (final / agent.initial_equity - 1) * 100.0, "trades": trades,
+                        "max_drawdown_pct": None})
+        return sorted(out, key=lambda r: -r["return_pct"])
+
+
+@dataclass
+class _Snap:
+    id: int
+    symbol: str
+    last: float
+    bid: float
+    ask: float
+    lo: int  # the window: bars [lo, hi) of the series
+    hi: int
+    features: dict[str, Any] | None = None
+
+
+@dataclass
+class _RunCtx:
+    run_id: str
+    tick: datetime
+    t_ms: int
+    agent: _Agent
+    markets: dict[str, _Snap] = field(default_factory=dict)
+    account_id: int | None = None
+    account_raw: dict[str, Any] = field(default_factory=dict)
+    account: Account | None = None
+    document: Any = None
+    plan_error: str | None = None
+    plan: Any = None
+    validation_id: int | None = None
+    verdicts: list[Any] = field(default_factory=list)
+
+
+def _row(obj: m.Base) -> dict[str, Any]:
+    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
+
+
+def _instrument_json(inst: Instrument) -> dict[str, Any]:
+    return {"inst_id": inst.inst_id, "inst_type": inst.inst_type, "base_ccy": inst.base_ccy,
+            "quote_ccy": inst.quote_ccy, "ct_val": inst.ct_val, "lot_sz": inst.lot_sz, "min_sz": inst.min_sz,
+            "tick_sz": inst.tick_sz, "max_lever": inst.max_lever}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+# ---- signals over the whole history, and the bars where they must be decided again -------------------
+
+def _history_signals(planner: StrategyPlanner, view: SeriesView, window: int) -> tuple[Signals, np.ndarray]:
+    """Signals for every bar of the series, and a mask of bars whose decision must be taken on the run's own
+    window (near-ties; every bar for strategies that read recursive indicators)."""
+    strategy = planner.strategy
+    data = view.ohlcv
+    signals = evaluate(strategy, data)
+    n = len(data)
+    fragile = np.zeros(n, dtype=bool)
+    if any(c.operand is not None and c.operand.indicator in RECURSIVE for c in strategy.conditions()) or \
+            any(getattr(s, "kind", "") == "atr" for s in (strategy.stop_loss, strategy.take_profit) if s is not None):
+        fragile[:] = True  # their values depend on the window's start: decide every bar on its own window
+        return signals, fragile
+    from okxlab.strategies.indicators import IndicatorBook
+
+    book = IndicatorBook(as_ohlcv(data))
+
+    def line(op: Any) -> np.ndarray:
+        return book.line(op.indicator, op.params, op.line)
+
+    def near(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+        b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+        scale = np.maximum(np.abs(a), np.abs(b))
+        with np.errstate(invalid="ignore"):
+            out = np.abs(a - b) <= TIE_TOLERANCE * scale
+        # a line that turns defined within the window can differ too: NaN next to a number is fragile
+        return out | (np.isnan(a) != np.isnan(b))
+
+    for c in strategy.conditions():
+        s = c.signal
+        if s == "always":
+            continue
+        if s in ("cross_above", "cross_below", "above", "below", "overbought", "oversold"):
+            a = line(c.operand)
+            b = line(c.other) if c.other is not None else float(c.level)  # type: ignore[arg-type]
+            tie = near(a, b)
+        elif s in ("touch_upper", "break_upper", "touch_lower", "break_lower"):
+            upper = s.endswith("upper")
+            band = book.line(c.operand.indicator, c.operand.params, "upper" if upper else "lower")
+            price = (data.high if upper else data.low) if s.startswith("touch") else data.close
+            tie = near(price, band)
+        elif s.endswith("_alignment"):
+            lines = [book.line(c.operand.indicator, (("period", p),), "value") for p in c.periods]
+            tie = np.zeros(n, dtype=bool)
+            for x, y in zip(lines, lines[1:], strict=False):
+                tie |= near(x, y)
+        else:  # divergences, candle patterns: no cheap tie test; decide on the window
+            fragile[:] = True
+            return signals, fragile
+        if s.startswith("cross") or s.startswith("break"):
+            tie = tie | np.concatenate([[True], tie[:-1]])  # the previous bar takes part in a cross
+        within = max(int(getattr(c, "within", 1) or 1), 1)
+        if within > 1:  # a tie anywhere in the lookback
+            counts = np.concatenate([[0], np.cumsum(tie, dtype=np.int64)])
+            idx = np.arange(n)
+            tie = counts[idx + 1] - counts[np.maximum(idx + 1 - within, 0)] > 0
+        fragile |= tie
+    # the first bars of the history: a run's window and the history start at the same bar, nothing differs;
+    # bars whose window is shorter than the lookback of any indicator are decided on their window anyway
+    fragile[:window] = True
+    return signals, fragile
+
+
+def _quality_risk(view: SeriesView, window: int, limits: QualityLimits, bar_ms: int) -> np.ndarray:
+    """For each number of closed bars n, whether a run seeing bars [n - window, n) might not pass the quality
+    checks (too few bars, missing bars, inconsistent OHLC, the ticker far from the last close). A superset of
+    the runs `assess` fails: fast mode executes those runs and lets `assess` decide."""
+    ts = view.ts
+    total = len(ts)
+    n = np.arange(total + 1)
+    lo = np.maximum(n - window, 0)
+    count = n - lo
+    risk = count < max(limits.min_candles, 1)
+    last = np.maximum(n - 1, 0)
+    expected = (ts[last] - ts[np.minimum(lo, total - 1)]) // bar_ms + 1
+    risk |= expected != count
+    o, h, low, c = view.cols[1], view.cols[2], view.cols[3], view.cols[4]
+    bad = (h < np.maximum(o, c)) | (low > np.minimum(o, c)) | (low <= 0) | ~np.isfinite(np.column_stack(view.cols[1:5])).all(axis=1)
+    bad_count = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
+    risk |= (bad_count[n] - bad_count[lo]) > 0
+    next_open = np.append(o, np.nan)[n]  # the price at the tick: the open of the bar starting there
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deviation = np.abs(next_open / c[last] - 1.0) * 100.0
+    risk |= ~(deviation <= limits.ticker_deviation_pct / 2)
+    return risk
+
+
+def run_inprocess(env: StageEnv, replay: Replay, simulator: Simulator, *, mode: str,
+                  progress: Progress | None = None) -> InProcessResult:
+    return InProcessReplay(env, replay, simulator, mode=mode, progress=progress).run()
+
+
+def trading_state_name(state: risk_state.RiskState) -> str:  # pragma: no cover - convenience for callers
+    return TradingState(state.trading_state).value
+
+
+def replay_in_process(env: StageEnv, *, agents: list[str], start: datetime, end: datetime, bar: str, mode: str,
+                      data_paths: tuple[str, ...] = (), offline_planners: bool = False,
+                      progress: Progress | None = None, simulator: Simulator | None = None) -> InProcessResult:
+    """`replay range --mode inline|fast`: a replay row, an in-process simulator, the drive."""
+    from okxlab.replay.range import create_replay
+
+    if mode not in MODES:
+        raise UserError(f"--mode {mode!r} is not an in-process mode ({', '.join(MODES)})")
+    sim = simulator or Simulator(agents=env.config, data_paths=data_paths, default_clock="replay")
+    replay = create_replay(env, kind="range", agents=agents, start=start, end=end, bar=bar,
+                           offline_planners=offline_planners, fresh_llm=False)
+    try:
+        return run_inprocess(env, replay, sim, mode=mode, progress=progress)
+    except BaseException:
+        with env.sessions.begin() as s:
+            row = s.get(Replay, replay.id)
+            row.status, row.finished_at = "failed", utcnow()
+        raise
