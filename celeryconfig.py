@@ -14,11 +14,31 @@ from schedules.beat import beat_schedule as _beat_schedule
 
 SERVICE_QUEUES = ("dispatch", "review", "replay")
 
+
+def _visibility_timeout() -> float:
+    raw = os.environ.get("OKXLAB_BROKER_VISIBILITY_TIMEOUT", "3600")
+    try:
+        value = float(raw)
+        if not value > 0:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"okxlab: error: OKXLAB_BROKER_VISIBILITY_TIMEOUT={raw!r} must be a number of seconds > 0, "
+                         "e.g. 3600") from None
+    return value
+
+
 broker_url = _broker_url()
 broker_connection_retry_on_startup = True
-# Redis re-delivers an unacknowledged message after this long. It must exceed the longest task (plan, 600 s)
-# plus the longest retry countdown, or a task still running would be delivered a second time.
-broker_transport_options = {"visibility_timeout": 3600}
+# Redis re-delivers an unacknowledged message (its worker died) after this long. It should exceed the longest
+# task (plan, 600 s) plus the longest retry countdown, or a task still running is delivered a second time
+# (harmless, stages are idempotent, but wasted work). The reliability tests lower it to see redelivery.
+_VISIBILITY = _visibility_timeout()
+broker_transport_options = {
+    "visibility_timeout": _VISIBILITY,
+    # Look for overdue messages every quarter of the timeout (kombu's default sweep is every 100 s).
+    "unacked_restore_interval": max(1, min(100, int(_VISIBILITY / 4))),
+    "unacked_restore_throttle": 1,
+}
 if os.environ.get("OKXLAB_BROKER_PREFIX"):
     # Several okxlab deployments (or test sessions) sharing one Redis keep their queues apart.
     broker_transport_options["global_keyprefix"] = os.environ["OKXLAB_BROKER_PREFIX"]
