@@ -35,7 +35,11 @@ def _run_stage(task: Task, stage: str, run_id: str) -> dict:
         go_on = execute_stage(stage, run_id, default_env(), delivery)
     except Exception as exc:
         if is_transient(exc):
-            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            error = TransientError(f"{type(exc).__name__}: {exc}")
+            retry_after = getattr(exc, "retry_after", None)  # the error knows when trying again makes sense
+            if retry_after is not None:
+                raise task.retry(exc=error, countdown=retry_after) from exc
+            raise error from exc
         raise
     if not go_on:
         task.request.chain = None  # the run ended at this stage: send nothing further

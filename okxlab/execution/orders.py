@@ -3,7 +3,9 @@
 - The client order id (OKX `clOrdId`) is derived from (run id, decision index), so every delivery, retry
   or replay of the order stage names the same order.
 - Before anything is sent, the order row is **claimed** with a conditional UPDATE that only one worker can
-  win. A claim left behind by a dead worker expires after CLAIM_TTL.
+  win. A claim left behind by a dead worker expires after the claim TTL (60 s; `OKXLAB_ORDER_CLAIM_TTL`).
+  While another attempt holds the claim, the order's outcome is not known: `send_order` raises `OrderBusy`
+  (retry when the claim expires) rather than answer with an order still `submitting`.
 - When a send's outcome is unknown (timeout, connection reset, 5xx), the order is marked `unknown` and the
   next attempt **looks it up by clOrdId before sending anything again**. OKX's duplicate-clOrdId answer
   means "already placed": it is fetched, never re-sent.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.db.models import Order
 from okxlab.db.ops import audit
-from okxlab.errors import TransientError
+from okxlab.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,32 @@ OKX_STATES = {"live": "submitted", "partially_filled": "partially_filled", "fill
 
 class OutcomeUnknown(TransientError):
     """An order was (perhaps) sent and the answer was lost; it will be looked up before any re-send."""
+
+
+class OrderBusy(TransientError):
+    """Another attempt holds the order's claim (it is sending, or died sending): nothing is known yet.
+
+    `retry_after`: seconds until that claim expires, when a new attempt may take over and look the order up.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def claim_ttl() -> timedelta:
+    """How long a claim protects an attempt that may still be sending: CLAIM_TTL, or OKXLAB_ORDER_CLAIM_TTL
+    seconds. It must outlast any request in flight (ccxt's timeout is 10 s per call)."""
+    raw = os.environ.get("OKXLAB_ORDER_CLAIM_TTL")
+    if raw is None:
+        return CLAIM_TTL
+    try:
+        seconds = float(raw)
+        if not seconds >= 1:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"OKXLAB_ORDER_CLAIM_TTL={raw!r} must be a number of seconds >= 1 (default 60)") from None
+    return timedelta(seconds=seconds)
 
 
 def cl_ord_id_for(run_id: str, index: int) -> str:
@@ -82,7 +111,7 @@ def claim(sessions: sessionmaker[Session], order_id: int, now: datetime) -> str 
             update(Order)
             .where(Order.id == order_id,
                    or_(Order.state.in_(("new", "unknown")),
-                       (Order.state == "submitting") & (Order.claimed_at < now - CLAIM_TTL)))
+                       (Order.state == "submitting") & (Order.claimed_at < now - claim_ttl())))
             .values(claim_token=token, claimed_at=now, send_attempts=Order.send_attempts + 1)
         ).rowcount
     return token if won else None
@@ -125,11 +154,18 @@ def apply_exchange_order(s: Session, order: Order, data: dict[str, Any], now: da
 
 def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int, now: datetime,
                market_symbol: str) -> SendResult:
-    """Send one claimed order, or resolve it if a previous attempt's outcome is unknown."""
+    """Send one claimed order, or resolve it if a previous attempt's outcome is unknown.
+
+    Returns only orders whose outcome is known; raises OutcomeUnknown or OrderBusy (both transient) otherwise.
+    """
     if claim(sessions, order_id, now) is None:
         with sessions() as s:
             order = s.get(Order, order_id)
-            return SendResult(order_id, order.state, order.ord_id)
+        if order.state == "submitting":  # another attempt is sending it, or died doing so: wait for its claim
+            wait = (order.claimed_at + claim_ttl() - now).total_seconds() if order.claimed_at else 0.0
+            raise OrderBusy(f"{order.cl_ord_id}: another attempt holds its claim (expires in {max(wait, 0):.0f} s)",
+                            retry_after=max(wait, 1.0))
+        return SendResult(order_id, order.state, order.ord_id)
     with sessions.begin() as s:
         order = s.get(Order, order_id)
         previous = order.state

@@ -1,0 +1,89 @@
+"""Order claims under the faults the suite found: a claim left by a dead attempt, and two attempts racing.
+
+The stages run in this process (execute_stage, as a worker thread runs them) against Postgres and the
+simulator over HTTP; what the exchange received is read from the simulator's admin API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from okxlab.db.models import Order, Run, StageRecord
+from okxlab.db.ops import insert_ignore
+from okxlab.execution.orders import OrderBusy, claim, claim_ttl
+from okxlab.execution.stage import _order_rows
+from okxlab.pipeline.stages import STAGES, execute_stage
+from tests.reliability.conftest import Lab, open_lab
+from tests.reliability.harness import world_run
+
+START = datetime(2022, 11, 20, tzinfo=UTC)
+CONFIG = """
+[pipeline]
+candles = 100
+
+[[agents]]
+name = "buyhold"
+planner = "strategy"
+strategy = "builtin:buy_and_hold"
+symbols = ["BTC-USDT-SWAP"]
+[agents.risk]
+risk_budget_pct = 5.0
+max_leverage = 1
+"""
+
+
+@pytest.fixture
+def lab(pg_url: str, tmp_path: Path):  # noqa: ANN201
+    with open_lab(pg_url, tmp_path, CONFIG) as lab:
+        yield lab
+
+
+def _up_to_risk(lab: Lab) -> tuple[str, str, Order]:
+    """A run through risk with its order row created (state new), as the order stage creates it."""
+    wr = world_run(lab.env, lab.admin, lab.sim.world_url, "buyhold", START)
+    for stage in STAGES[:-1]:
+        assert execute_stage(stage, wr.run_id, lab.env)
+    with lab.env.sessions.begin() as s:
+        run = s.get(Run, wr.run_id)
+        insert_ignore(s, Order, _order_rows(s, run, lab.config.broker_tag, lab.sim.world_url(wr.world)), ["cl_ord_id"])
+        order = s.scalars(select(Order).where(Order.run_id == wr.run_id)).one()
+    return wr.run_id, wr.world, order
+
+
+def _placements(lab: Lab, world: str, cl_ord_id: str) -> int:
+    """Order requests with this clOrdId the exchange received: placed, or refused as a duplicate."""
+    seen = lab.admin.orders(world)
+    return (sum(o.get("clOrdId") == cl_ord_id for o in seen["orders"])
+            + sum(r["raw"].get("clOrdId") == cl_ord_id for r in seen["rejections"]))
+
+
+def test_an_order_claimed_by_a_dead_attempt_is_retried_then_taken_over_and_sent_once(lab: Lab) -> None:
+    run_id, world, order = _up_to_risk(lab)
+    # What a worker killed in the middle of sending leaves behind: the order claimed and `submitting`.
+    assert claim(lab.env.sessions, order.id, lab.env.now())
+    with lab.env.sessions.begin() as s:
+        s.get(Order, order.id).state = "submitting"
+    # Redelivered at once: the claim is fresh, so nobody knows whether the order went out. The stage must not
+    # complete with it unresolved; it fails transiently and says when the claim expires.
+    with pytest.raises(OrderBusy) as busy:
+        execute_stage("order", run_id, lab.env)
+    assert 0 < busy.value.retry_after <= claim_ttl().total_seconds()
+    with lab.env.sessions() as s:
+        assert s.get(Run, run_id).status == "running"
+        record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == "order"))
+        assert record.status == "running" and "OrderBusy" in record.error
+    assert _placements(lab, world, order.cl_ord_id) == 0
+    # Once the claim has expired, the retry takes it over, looks the order up (never sent), and sends it once.
+    later = dataclasses.replace(lab.env, now=lambda: datetime.now(UTC) + claim_ttl() + timedelta(seconds=1))
+    assert execute_stage("order", run_id, later) is False  # the run ends here
+    with lab.env.sessions() as s:
+        run = s.get(Run, run_id)
+        final = s.get(Order, order.id)
+    assert run.status == "completed", run.reason
+    assert final.state == "filled" and final.send_attempts == 2
+    assert _placements(lab, world, order.cl_ord_id) == 1
