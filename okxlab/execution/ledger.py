@@ -246,8 +246,11 @@ def last_fill_ms(s: Session, agent: str, book: str) -> int | None:
 
 
 def snapshot_equity(s: Session, agent: str, book: str, run_id: str | None, ts: datetime, initial_equity: float,
-                    marks: dict[str, float]) -> EquitySnapshot:
+                    marks: dict[str, float], protection: dict[str, dict[str, Any]] | None = None) -> EquitySnapshot:
+    """The ledger's equity at `marks`; `protection`: the live stop/target orders at the exchange per symbol."""
     t = totals(s, agent, book, initial_equity, marks)
+    for p in t.positions:
+        p.update((protection or {}).get(p["symbol"], {"stop_loss": None, "take_profit": None, "algo_ids": []}))
     row = EquitySnapshot(agent=agent, book=book, run_id=run_id, ts=ts, cash=t.cash, equity=t.equity,
                          unrealized_pnl=t.unrealized_pnl, realized_pnl=t.realized_pnl, fees=t.fees, positions=t.positions)
     s.add(row)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from okxlab.db.models import Agent, MarketSnapshot, Order, RiskVerdictRecord, Run
-from okxlab.db.ops import insert_ignore
+from okxlab.db.ops import audit, insert_ignore
 from okxlab.execution import ledger
 from okxlab.execution.exchange import market_for
 from okxlab.execution.orders import cl_ord_id_for, refresh_open_orders, send_order
@@ -64,8 +64,29 @@ def order_gather(env: StageEnv, run: Run) -> dict[str, Any]:
     results = [send_order(env.sessions, client, o.id, env.now(), symbol_of[o.symbol]) for o in orders]
     refresh_open_orders(env.sessions, client, run.agent, run.book, env.now(), symbol_of)
     fills = ledger.collect_fills(env.sessions, client, run.agent, run.book, symbol_of)
+    protection = protective_orders(client, symbol_of)
     return {"orders": [{"order_id": r.order_id, "state": r.state, "ord_id": r.ord_id, "error": r.error} for r in results],
-            "fills": [f.to_json() for f in fills], "ct_val": ct_val}
+            "fills": [f.to_json() for f in fills], "ct_val": ct_val, "protection": protection}
+
+
+def protective_orders(client, symbol_of: dict[str, str]) -> dict[str, dict[str, Any]]:  # noqa: ANN001
+    """The live stop-loss / take-profit algo orders at the exchange, per symbol with an open position."""
+    held = [p for p in client.fetch_positions(list(symbol_of.values())) if float(p.get("contracts") or 0)]
+    out: dict[str, dict[str, Any]] = {}
+    for position in held:
+        inst_id = (position.get("info") or {}).get("instId")
+        if inst_id not in symbol_of:
+            continue
+        entry: dict[str, Any] = {"stop_loss": None, "take_profit": None, "algo_ids": []}
+        for algo in client.fetch_open_orders(symbol_of[inst_id], None, None, {"trigger": True, "ordType": "conditional,oco"}):
+            info = algo.get("info") or {}
+            entry["algo_ids"].append(str(algo["id"]))
+            if info.get("slTriggerPx"):
+                entry["stop_loss"] = float(info["slTriggerPx"])
+            if info.get("tpTriggerPx"):
+                entry["take_profit"] = float(info["tpTriggerPx"])
+        out[inst_id] = entry
+    return out
 
 
 def order_record(ctx: StageContext) -> StageResult:
@@ -79,7 +100,12 @@ def order_record(ctx: StageContext) -> StageResult:
     snaps = s.scalars(select(MarketSnapshot).where(MarketSnapshot.run_id == run.id)).all()
     marks = {m.symbol: m.last for m in snaps}
     as_of = snaps[0].as_of if snaps else run.scheduled_for
-    equity = ledger.snapshot_equity(s, run.agent, run.book, run.id, as_of, agent.initial_equity, marks)
+    equity = ledger.snapshot_equity(s, run.agent, run.book, run.id, as_of, agent.initial_equity, marks,
+                                    protection=g["protection"])
+    for p in equity.positions:
+        if p.get("stop_loss") is None:
+            audit(s, "position.unprotected", f"{p['symbol']} {p['side']} {p['contracts']:g} has no live stop loss at "
+                  "the exchange", agent=run.agent, run_id=run.id, data={"symbol": p["symbol"], "book": run.book})
     output = {"orders": g["orders"], "new_fills": len(added), "equity": round(equity.equity, 2)}
     verdicts = s.scalars(select(RiskVerdictRecord).where(RiskVerdictRecord.run_id == run.id)
                          .order_by(RiskVerdictRecord.idx)).all()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from okxlab.db.models import EquitySnapshot, Fill, Order, PositionRecord, Run
+from okxlab.db.models import AuditEvent, EquitySnapshot, Fill, Order, PositionRecord, Run
 from okxlab.errors import ConfigError
 from okxlab.execution.reconcile import reconcile
 from okxlab.pipeline.stages import execute_stage
@@ -65,6 +65,8 @@ def test_attached_stop_and_target_with_the_broker_tag_then_the_stop_closes_it(pg
         world = f"replay-{result.replay_id}"
         with p.env.sessions() as s:
             first = s.scalars(select(Order).where(Order.agent == "stopper").order_by(Order.id)).first()
+            synced = s.scalars(select(EquitySnapshot).where(EquitySnapshot.run_id == first.run_id)).one().positions
+            unprotected = s.scalars(select(AuditEvent).where(AuditEvent.kind == "position.unprotected")).all()
             closed = s.scalars(select(PositionRecord).where(PositionRecord.status == "closed")
                                .order_by(PositionRecord.id)).all()
             fills = s.scalars(select(Fill).where(Fill.exit_reason == "stop_loss")).all()
@@ -75,6 +77,10 @@ def test_attached_stop_and_target_with_the_broker_tag_then_the_stop_closes_it(pg
         assert float(attached["slTriggerPx"]) == pytest.approx(first.stop_loss)
         assert float(attached["tpTriggerPx"]) == pytest.approx(first.take_profit)
         assert first.stop_loss < first.avg_price < first.take_profit
+        # synced from the exchange each cycle: the live stop and target protecting the open position
+        assert synced[0]["stop_loss"] == pytest.approx(first.stop_loss)
+        assert synced[0]["take_profit"] == pytest.approx(first.take_profit)
+        assert unprotected == []
         # the stop fired on the price path: the round trip is closed with that reason and its PnL
         assert closed, "the tight stop never triggered"
         trip = closed[0]
