@@ -2,10 +2,11 @@
 
 - The client order id (OKX `clOrdId`) is derived from (run id, decision index), so every delivery, retry
   or replay of the order stage names the same order.
-- Before anything is sent, the order row is **claimed** with a conditional UPDATE that only one worker can
-  win. A claim left behind by a dead worker expires after the claim TTL (60 s; `OKXLAB_ORDER_CLAIM_TTL`).
-  While another attempt holds the claim, the order's outcome is not known: `send_order` raises `OrderBusy`
-  (retry when the claim expires) rather than answer with an order still `submitting`.
+- Before anything is sent, the order row is **claimed**: locked, found claimable and marked `submitting` in
+  one transaction, which only one worker can win. A claim left behind by a dead worker expires after the
+  claim TTL (60 s; `OKXLAB_ORDER_CLAIM_TTL`). While another attempt holds the claim, the order's outcome is
+  not known: `send_order` raises `OrderBusy` (retry when the claim expires) rather than answer with an
+  order still `submitting`.
 - When a send's outcome is unknown (timeout, connection reset, 5xx), the order is marked `unknown` and the
   next attempt **looks it up by clOrdId before sending anything again**. OKX's duplicate-clOrdId answer
   means "already placed": it is fetched, never re-sent.
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import ccxt
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.db.models import Order
@@ -104,17 +105,26 @@ def _transition(s: Session, order: Order, state: str, now: datetime, *, note: st
 
 def claim(sessions: sessionmaker[Session], order_id: int, now: datetime) -> str | None:
     """Win the right to send (or resolve) this order. Returns the claim token, or None if someone else holds it
-    or it needs no sending."""
+    or it needs no sending.
+
+    One transaction finds the order claimable, locks its row and marks it `submitting` under the new token, so
+    a second attempt waits for the first and then finds it taken: of two attempts only one can win, however
+    close together they come. `send_attempts` counts the claims won.
+    """
     token = secrets.token_hex(16)
     with sessions.begin() as s:
-        won = s.execute(
-            update(Order)
+        order = s.scalar(
+            select(Order)
             .where(Order.id == order_id,
                    or_(Order.state.in_(("new", "unknown")),
                        (Order.state == "submitting") & (Order.claimed_at < now - claim_ttl())))
-            .values(claim_token=token, claimed_at=now, send_attempts=Order.send_attempts + 1)
-        ).rowcount
-    return token if won else None
+            .with_for_update()
+        )
+        if order is None:
+            return None
+        order.claim_token, order.claimed_at, order.send_attempts = token, now, order.send_attempts + 1
+        _transition(s, order, "submitting", now)
+    return token
 
 
 def _params(order: Order) -> dict[str, Any]:
@@ -166,12 +176,10 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
             raise OrderBusy(f"{order.cl_ord_id}: another attempt holds its claim (expires in {max(wait, 0):.0f} s)",
                             retry_after=max(wait, 1.0))
         return SendResult(order_id, order.state, order.ord_id)
-    with sessions.begin() as s:
+    with sessions() as s:
         order = s.get(Order, order_id)
-        previous = order.state
-        _transition(s, order, "submitting", now)
-    if previous in ("unknown", "submitting"):
-        # A previous attempt may have reached the exchange: look before sending anything again.
+    if order.send_attempts > 1:
+        # An earlier attempt claimed it and may have reached the exchange: look before sending anything again.
         found = lookup(client, market_symbol, order.cl_ord_id)
         if found is not None:
             with sessions.begin() as s:

@@ -7,19 +7,22 @@ simulator over HTTP; what the exchange received is read from the simulator's adm
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg2
 import pytest
 from sqlalchemy import select
 
 from okxlab.db.models import Order, Run, StageRecord
 from okxlab.db.ops import insert_ignore
-from okxlab.execution.orders import OrderBusy, claim, claim_ttl
+from okxlab.execution.exchange import market_for
+from okxlab.execution.orders import OrderBusy, claim, claim_ttl, send_order
 from okxlab.execution.stage import _order_rows
 from okxlab.pipeline.stages import STAGES, execute_stage
 from tests.reliability.conftest import Lab, open_lab
-from tests.reliability.harness import world_run
+from tests.reliability.harness import wait_until, world_run
 
 START = datetime(2022, 11, 20, tzinfo=UTC)
 CONFIG = """
@@ -87,3 +90,51 @@ def test_an_order_claimed_by_a_dead_attempt_is_retried_then_taken_over_and_sent_
     assert run.status == "completed", run.reason
     assert final.state == "filled" and final.send_attempts == 2
     assert _placements(lab, world, order.cl_ord_id) == 1
+
+
+def _lock_waits(db_url: str) -> int:
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_two_attempts_racing_for_a_new_order_send_it_once(lab: Lab) -> None:
+    """Two deliveries of one order stage at once (a redelivery while the first still runs). The test holds the
+    audit log, so every order state change waits to be recorded: the moment between winning the claim and
+    marking the order `submitting` lasts as long as the test likes. Only one attempt may send."""
+    run_id, world, order = _up_to_risk(lab)
+    agent, url = lab.config.agent("buyhold"), lab.sim.world_url(world)
+    holder = psycopg2.connect(lab.db_url)
+    with holder.cursor() as cur:
+        cur.execute("LOCK TABLE audit_events IN SHARE MODE")  # reads go on; inserts wait
+    outcomes: dict[str, str] = {}
+
+    def attempt(name: str) -> None:
+        client = lab.env.exchanges.client(agent, url)
+        symbol = market_for(client, order.symbol)["symbol"]
+        try:
+            outcomes[name] = send_order(lab.env.sessions, client, order.id, lab.env.now(), symbol).state
+        except OrderBusy:
+            outcomes[name] = "busy"
+
+    threads = {name: threading.Thread(target=attempt, args=(name,)) for name in ("first", "second")}
+    try:
+        threads["first"].start()
+        wait_until(lambda: _lock_waits(lab.db_url) >= 1, 30, "the first attempt to wait on the audit log")
+        threads["second"].start()
+        wait_until(lambda: _lock_waits(lab.db_url) >= 2, 30, "the second attempt to wait on the database")
+    finally:
+        holder.rollback()
+        holder.close()
+    for t in threads.values():
+        t.join(60)
+    with lab.env.sessions() as s:
+        final = s.get(Order, order.id)
+    assert _placements(lab, world, order.cl_ord_id) == 1  # one request reached the exchange, not two
+    assert final.state == "filled" and final.send_attempts == 1
+    assert outcomes["first"] == "filled" and outcomes["second"] in ("busy", "filled"), outcomes
