@@ -36,11 +36,25 @@ def plan_schema() -> dict[str, Any]:
     return json.loads(resources.files("okxlab.planning").joinpath(PLAN_SCHEMA_FILE).read_text())
 
 
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with each local `{"$ref": "#/$defs/NAME"}` replaced by that definition (the plan schema has no
+    recursive definitions). Validation is the same; resolving a reference through `referencing` on every
+    instance was most of the validator's time (about 4x)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if len(node) == 1 and isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+            return _inline_refs(defs[ref[8:]], defs)
+        return {k: (v if k == "$defs" else _inline_refs(v, defs)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
 @cache
 def _validator() -> Draft202012Validator:
     schema = plan_schema()
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
 
 
 def _path(error: ValidationError) -> str:

@@ -19,6 +19,7 @@ import json
 import math
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -117,6 +118,8 @@ class BulkWriter:
         self.rows: dict[type[m.Base], list[dict[str, Any]]] = {t: [] for t in TABLES}
         self.ids = {t: IdBlocks(engine, t) for t in TABLES if "id" in t.__table__.columns and t is not m.Run}
         self.written = 0
+        self.encode_seconds = 0.0  # CPU time spent turning rows into COPY text (writer thread)
+        self.copy_seconds = 0.0  # wall time the database took to take them
         self._columns = {t: [c.key for c in t.__table__.columns] for t in TABLES}
         self._error: BaseException | None = None
         self._queue: queue.Queue[list[tuple[type[m.Base], list[dict[str, Any]]]] | None] = queue.Queue(max_pending)
@@ -175,13 +178,17 @@ class BulkWriter:
                 with raw.cursor() as cur:
                     for model, rows in batch:
                         cols = self._columns[model]
+                        t0 = time.thread_time()
                         buf = io.StringIO()
                         for r in rows:
                             buf.write("\t".join(_copy_text(r.get(c)) for c in cols))
                             buf.write("\n")
                         buf.seek(0)
+                        self.encode_seconds += time.thread_time() - t0
+                        t1 = time.perf_counter()
                         quoted = ", ".join(f'"{c}"' for c in cols)
                         cur.copy_expert(f'COPY "{model.__tablename__}" ({quoted}) FROM STDIN', buf)
+                        self.copy_seconds += time.perf_counter() - t1
                         self.written += len(rows)
                 raw.commit()
             except BaseException:

@@ -36,10 +36,12 @@ import hashlib
 import json
 import socket
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -93,6 +95,7 @@ class SeriesView:
         self.inst_id, self.spec, self.path, self.bar = inst_id, world.spec(inst_id), path, bar
         series, ends = path.resampled(parse_bar(bar))
         self.ends = np.asarray(ends, dtype=np.int64)
+        self._ends = self.ends.tolist()
         ts = np.asarray(series.ts, dtype=np.int64)
         spec = self.spec
         prices = []
@@ -116,7 +119,7 @@ class SeriesView:
 
     def closed(self, t_ms: int) -> int:
         """How many bars closed at or before t."""
-        return int(np.searchsorted(self.ends, t_ms, side="right"))
+        return bisect_right(self._ends, t_ms)
 
     def reference(self, lo: int, hi: int) -> dict[str, Any]:
         return {"dataset": self.dataset, "inst_id": self.inst_id, "bar": self.bar,
@@ -179,6 +182,11 @@ class _Agent:
     fills_seen: int = 0  # index into world.fills
     statuses: dict[str, int] = field(default_factory=dict)
     equity_memo: tuple[Any, ...] | None = None  # fast mode: inputs of the last risk-state check
+    limits_json: dict[str, Any] = field(default_factory=dict)
+    flat_account: dict[str, Any] | None = None  # the last account snapshot, while flat with nothing open
+    closed: dict[str, list[int]] = field(default_factory=dict)  # fast mode, per tick: bars closed
+    look: dict[str, dict[str | None, list[bool]]] = field(default_factory=dict)  # ... the choice may act
+    risky: dict[str, list[bool]] = field(default_factory=dict)  # ... the run must execute
 
 
 @dataclass
@@ -210,7 +218,7 @@ class InProcessReplay:
         self.quality_limits = QualityLimits.from_table(env.config.pipeline.get("quality"))
         self.tag = env.config.broker_tag
         self.writer = BulkWriter(env.sessions.kw["bind"])
-        self.views: dict[str, SeriesView] = {}
+        self.views: dict[tuple[str, str], SeriesView] = {}  # (instId, the agent's bar)
         self.agents: list[_Agent] = []
         self.world: World | None = None
         self.instruments: dict[str, Instrument] = {}
@@ -239,26 +247,30 @@ class InProcessReplay:
                     raise UserError(f"agent {cfg.name} has no account in the simulator world")
                 self.agents.append(_Agent(cfg=cfg, api_key=api_key, planner=inner, planner_name=planner.name,
                                           symbols=tuple(cfg.symbols), state=load_risk_state(s, rows[cfg.name]),
-                                          initial_equity=cfg.initial_equity))
+                                          initial_equity=cfg.initial_equity, limits_json=cfg.limits.to_json()))
             row = s.get(Replay, self.replay.id)
             row.exchange_url = self.replay.exchange_url = f"inprocess://{name}"
         for agent in self.agents:
             for sym in agent.symbols:
-                if sym not in self.views:
-                    self.views[sym] = SeriesView(self.world, sym, self.bar)
+                if (sym, agent.cfg.bar) not in self.views:
+                    self.views[(sym, agent.cfg.bar)] = SeriesView(self.world, sym, agent.cfg.bar)
                     self.instruments[sym] = instrument_of(self.world, sym)
         last_ms = int(ticks[-1].timestamp() * 1000)
-        for sym, view in self.views.items():
+        for (sym, _bar), view in self.views.items():
             if view.path.price_at(last_ms) is None or view.path.price_at(int(ticks[0].timestamp() * 1000)) is None:
                 raise UserError(f"{sym} has no price at every tick of the window (data "
                                 f"{_iso(view.path.start_ms)} to {_iso(view.path.end_ms)}); shorten the window")
         if self.mode == "fast":
-            for sym, view in self.views.items():
-                self.quality_risk[sym] = _quality_risk(view, self.window, self.quality_limits, self.bar_ms)
-            for agent in self.agents:
-                for sym in agent.symbols:
-                    agent.signals[sym], agent.fragile[sym] = _history_signals(agent.planner, self.views[sym],
-                                                                              self.window)
+            for key, view in self.views.items():
+                self.quality_risk[key] = _quality_risk(view, self.window, self.quality_limits,
+                                                       parse_bar(view.bar).ms)
+        for agent in self.agents:
+            for sym in agent.symbols:
+                agent.signals[sym], agent.fragile[sym] = _history_signals(agent.planner, self._view(agent, sym),
+                                                                          self.window)
+
+    def _view(self, agent: _Agent, sym: str) -> SeriesView:
+        return self.views[(sym, agent.cfg.bar)]
 
     # ---- the drive -------------------------------------------------------------------------------------
     def run(self) -> InProcessResult:
@@ -268,6 +280,8 @@ class InProcessReplay:
             raise UserError(f"no {self.bar} bar boundary between {self.replay.start.isoformat()} and "
                             f"{self.replay.end.isoformat()}")
         self._setup(ticks)
+        if self.mode == "fast":
+            self._prepare_fast(ticks)
         world = self.world
         assert world is not None
         statuses: dict[str, int] = {}
@@ -276,7 +290,7 @@ class InProcessReplay:
             t_ms = int(tick.timestamp() * 1000)
             world.set_clock(t_ms)
             for agent in self.agents:
-                if self.mode == "fast" and not self._must_execute(agent, tick, t_ms):
+                if self.mode == "fast" and not self._must_execute(agent, i, tick):
                     status = "completed"
                     self._note_quiet_run(agent, tick)
                 else:
@@ -301,13 +315,33 @@ class InProcessReplay:
             row.summary = {"ticks": result.ticks, "runs": result.runs, "statuses": statuses, "seconds": result.seconds,
                            "agents": result.agents, "mode": self.mode, "executed_runs": executed,
                            "records": result.records,
-                           "datasets": {k: {"sha256": v.dataset, "bars": len(v.ts)} for k, v in self.views.items()}}
+                           "datasets": {f"{k[0]} {k[1]}": {"sha256": v.dataset, "bars": len(v.ts)}
+                                        for k, v in self.views.items()}}
             audit(s, "replay.finished", f"replay {self.replay.id} ({self.mode}): {total} runs over {len(ticks)} "
                   f"ticks in {result.seconds} s", data={"replay_id": self.replay.id, "statuses": statuses})
         return result
 
     # ---- fast mode: does this run need to execute? -----------------------------------------------------
-    def _must_execute(self, agent: _Agent, tick: datetime, t_ms: int) -> bool:
+    def _prepare_fast(self, ticks: list[datetime]) -> None:
+        """Per tick and symbol, whether a run must look at the strategy's choice for each position side, and
+        whether it must execute whatever the choice (quality may fail, a decision on its own window)."""
+        ticks_ms = np.array([int(t.timestamp() * 1000) for t in ticks], dtype=np.int64)
+        for agent in self.agents:
+            for sym in agent.symbols:
+                view, sig = self._view(agent, sym), agent.signals[sym]
+                n = np.searchsorted(view.ends, ticks_ms, side="right")
+                i = np.maximum(n - 1, 0)
+                risk = self.quality_risk[(sym, view.bar)][n] | (view.ends[i] != ticks_ms) | agent.fragile[sym][i] | (n == 0)
+                agent.closed[sym] = n.tolist()
+                agent.look[sym] = {
+                    None: (risk | sig.enter_long[i] | sig.enter_short[i]).tolist(),
+                    "long": (risk | sig.exit_long[i] | sig.enter_short[i]).tolist(),
+                    "short": (risk | sig.exit_short[i] | sig.enter_long[i]).tolist(),
+                }
+                agent.risky[sym] = risk.tolist()
+
+    def _must_execute(self, agent: _Agent, k: int, tick: datetime) -> bool:
+        """Fast mode: whether the run at tick k can change anything (see the module docstring)."""
         world = self.world
         assert world is not None
         acct = world.accounts[agent.api_key]
@@ -316,20 +350,18 @@ class InProcessReplay:
             return True  # the exchange filled something since the last run (a stop, a resting order)
         if agent.live_orders:
             return True
+        flat = True
         for sym in agent.symbols:
-            view = self.views[sym]
-            n = view.closed(t_ms)
-            if self.quality_risk[sym][n] or view.ends[n - 1] != t_ms:
-                return True  # the quality stage might not pass: the run executes and finds out
             pos = acct.positions.get(sym)
             side = None if pos is None or not pos.pos else ("long" if pos.pos > 0 else "short")
-            i = n - 1
-            if agent.fragile[sym][i]:
-                return True
-            if agent.planner.choice(agent.signals[sym], i, side).action != "hold":
-                return True
+            flat = flat and side is None
+            if agent.look[sym][side][k]:
+                if agent.risky[sym][k]:
+                    return True  # quality may fail, or the decision is taken on the run's own window
+                if agent.planner.choice(agent.signals[sym], agent.closed[sym][k] - 1, side).action != "hold":
+                    return True
         # Would the account check change the risk state (halt, breaker)? Its inputs, as the run would see them.
-        eq = world.margin(acct)["eq"]
+        eq = acct.balances.get("USDT", 0.0) if flat and not world._resting else world.margin(acct)["eq"]
         day = tick.date()
         key = (eq, agent.peak, agent.day_start.get(day, "?"), day, agent.state)
         if key == agent.equity_memo:
@@ -399,7 +431,7 @@ class InProcessReplay:
         as_of = c.tick
         summary: dict[str, Any] = {"as_of": as_of.isoformat(), "exchange_time": as_of.isoformat(), "symbols": {}}
         for sym in agent.symbols:
-            view = self.views[sym]
+            view = self._view(agent, sym)
             spec = view.spec
             px = view.path.price_at(c.t_ms)
             if px is None:  # what ccxt raises for the simulator's answer to a ticker without data
@@ -414,7 +446,7 @@ class InProcessReplay:
             book = {"bids": [[float(spec.fmt_px(lv.px)), float(spec.fmt_sz(lv.lots * spec.lot_sz)), 0] for lv in bids],
                     "asks": [[float(spec.fmt_px(lv.px)), float(spec.fmt_sz(lv.lots * spec.lot_sz)), 0] for lv in asks]}
             w.add(m.MarketSnapshot, {"id": sid, "run_id": c.run_id, "symbol": sym, "as_of": as_of,
-                                     "exchange_time": as_of, "bar": self.bar, "last": last, "bid": bid, "ask": ask,
+                                     "exchange_time": as_of, "bar": view.bar, "last": last, "bid": bid, "ask": ask,
                                      "funding_rate": None, "instrument": _instrument_json(self.instruments[sym]),
                                      "order_book": book, "candles": view.reference(lo, n)})
             c.markets[sym] = _Snap(sid, sym, last, bid, ask, lo, n)
@@ -436,6 +468,8 @@ class InProcessReplay:
 
         world = self.world
         assert world is not None
+        if agent.flat_account is not None and agent.fills_seen == len(world.fills) and not agent.live_orders:
+            return agent.flat_account  # flat, no order, no fill since: the exchange would say the same again
         balance = world.call("GET", "account/balance", api_key=agent.api_key)
         raw_positions = world.call("GET", "account/positions", api_key=agent.api_key)["data"]
         positions = []
@@ -449,14 +483,20 @@ class InProcessReplay:
                 "unrealizedPnl": p.get("upl"), "leverage": p.get("lever"),
                 "contractSize": self.instruments[p["instId"]].ct_val,
             })
-        return account_from_exchange({"info": balance}, positions)
+        account = account_from_exchange({"info": balance}, positions)
+        acct = world.accounts[agent.api_key]
+        flat = not any(p.pos for p in acct.positions.values()) and not any(
+            o.api_key == agent.api_key for o in world._resting.values())
+        agent.flat_account = account if flat else None
+        return account
 
     def _stage_quality(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
         outcomes: dict[str, Any] = {}
         failures: list[str] = []
         for sym, snap in c.markets.items():
-            window = self.views[sym].rows[snap.lo:snap.hi]
-            result = assess(window, bar_ms=self.bar_ms, cutoff_ms=c.t_ms, scheduled_ms=c.t_ms, exchange_ms=c.t_ms,
+            view = self._view(c.agent, sym)
+            window = view.rows[snap.lo:snap.hi]
+            result = assess(window, bar_ms=parse_bar(view.bar).ms, cutoff_ms=c.t_ms, scheduled_ms=c.t_ms, exchange_ms=c.t_ms,
                             bid=snap.bid, ask=snap.ask, last=snap.last, limits=self.quality_limits)
             self.writer.add(m.QualityCheck, {"id": self.writer.new_id(m.QualityCheck), "run_id": c.run_id,
                                              "symbol": sym, "outcome": result.outcome, "reasons": result.reasons,
@@ -474,7 +514,7 @@ class InProcessReplay:
     def _stage_features(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
         output: dict[str, Any] = {}
         for sym, snap in c.markets.items():
-            values = compute_features(self.views[sym].rows[snap.lo:snap.hi])
+            values = compute_features(self._view(c.agent, sym).rows[snap.lo:snap.hi])
             self.writer.add(m.FeatureSet, {"id": self.writer.new_id(m.FeatureSet), "run_id": c.run_id, "symbol": sym,
                                            "values": values})
             snap.features = values
@@ -512,9 +552,9 @@ class InProcessReplay:
         return output, None
 
     def _signals(self, agent: _Agent, sym: str, snap: _Snap) -> tuple[Signals | None, Any]:
-        view = self.views[sym]
+        view = self._view(agent, sym)
         i = snap.hi - 1
-        if self.mode == "fast" and not agent.fragile[sym][i]:
+        if not agent.fragile[sym][i]:
             return agent.signals[sym], i
         try:
             window = Ohlcv(*(a[snap.lo:snap.hi] for a in (view.ohlcv.ts, view.ohlcv.open, view.ohlcv.high,
@@ -550,7 +590,7 @@ class InProcessReplay:
         agent, w = c.agent, self.writer
         plan = c.plan
         markets = {sym: SymbolMarket(symbol=sym, instrument=self.instruments[sym], as_of=c.tick, last=s.last, bid=s.bid,
-                                     ask=s.ask, bar=self.bar, candles=(),
+                                     ask=s.ask, bar=agent.cfg.bar, candles=(),
                                      features={k: v for k, v in (s.features or {}).items() if not isinstance(v, str)})
                    for sym, s in c.markets.items()}
         state = replace(agent.state, global_pause=True) if self.global_pause else agent.state
@@ -558,7 +598,7 @@ class InProcessReplay:
         self._persist(agent, risk_state.Transition(outcome.state, outcome.changes), c.run_id)
         inputs = {"plan_validation_id": c.validation_id, "account_snapshot_id": c.account_id,
                   "market_snapshot_ids": {sym: s.id for sym, s in c.markets.items()},
-                  "limits": agent.cfg.limits.to_json(), "trading_state": outcome.state.trading_state.value,
+                  "limits": agent.limits_json, "trading_state": outcome.state.trading_state.value,
                   "global_pause": outcome.state.global_pause, "equity": c.account.equity,
                   "peak_equity": c.account.peak_equity, "day_start_equity": c.account.day_start_equity}
         for verdict, proposal in zip(outcome.verdicts, plan.decisions, strict=True):
@@ -603,7 +643,11 @@ class InProcessReplay:
         self._refresh_live(agent)
         added = self._collect_fills(agent, c.run_id)
         marks = {sym: s.last for sym, s in c.markets.items()}
-        equity = self._snapshot_equity(agent, c.run_id, c.tick, marks)
+        equity, positions = self._snapshot_equity(agent, c.run_id, c.tick, marks, self._protection(agent))
+        for p in positions:
+            if p.get("stop_loss") is None:
+                self._audit("position.unprotected", f"{p['symbol']} {p['side']} {p['contracts']:g} has no live stop "
+                            "loss at the exchange", agent.cfg.name, c.run_id, {"symbol": p["symbol"], "book": self.book})
         output = {"orders": results, "new_fills": added, "equity": round(equity, 2)}
         return output, run_outcome(c.verdicts, results)  # type: ignore[arg-type]
 
@@ -611,6 +655,7 @@ class InProcessReplay:
     def _send(self, agent: _Agent, row: dict[str, Any], run_id: str) -> None:
         world = self.world
         assert world is not None
+        agent.flat_account = None  # the account changes with this order
         spec = world.spec(row["symbol"])
         now = utcnow()
         row.update(send_attempts=1, claimed_at=now)
@@ -696,7 +741,7 @@ class InProcessReplay:
             reference = order["reference_price"] if order else f.trigger_price
             sign = 1.0 if f.side == "buy" else -1.0
             ts = datetime.fromtimestamp(f.ts_ms / 1000, UTC)
-            fill = m.Fill(id=self.writer.new_id(m.Fill), agent=agent.cfg.name, book=self.book, trade_id=f.trade_id,
+            fill = SimpleNamespace(id=self.writer.new_id(m.Fill), agent=agent.cfg.name, book=self.book, trade_id=f.trade_id,
                           order_id=order["id"] if order else None, ord_id=f.ord_id, cl_ord_id=f.cl_ord_id or None,
                           symbol=f.symbol, side=f.side, price=f.price, contracts=f.contracts,
                           ct_val=self.instruments[f.symbol].ct_val, fee=f.fee, fee_ccy=f.fee_ccy, ts=ts,
@@ -715,7 +760,7 @@ class InProcessReplay:
                     agent.protective[f.symbol] = (order["stop_loss"], order["take_profit"])
             agent.realized += fill.realized_pnl or 0.0
             agent.fees += fill.fee
-            self.writer.add(m.Fill, _row(fill))
+            self.writer.add(m.Fill, vars(fill))
             added += 1
         return added
 
@@ -781,8 +826,30 @@ class InProcessReplay:
             upl += p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
         return agent.initial_equity + agent.realized - agent.fees + upl
 
-    def _snapshot_equity(self, agent: _Agent, run_id: str, tick: datetime, marks: dict[str, float]) -> float:
-        """ledger.snapshot_equity: cash from realised PnL and fees, open positions at the snapshot's marks."""
+    def _protection(self, agent: _Agent) -> dict[str, dict[str, Any]]:
+        """execution.stage.protective_orders: the live stop/target algo orders of each symbol held."""
+        world = self.world
+        assert world is not None
+        out: dict[str, dict[str, Any]] = {}
+        for sym, pos in world.accounts[agent.api_key].positions.items():
+            if not pos.pos or sym not in agent.symbols:
+                continue
+            entry: dict[str, Any] = {"stop_loss": None, "take_profit": None, "algo_ids": []}
+            pending = world.call("GET", "trade/orders-algo-pending", {"instId": sym, "ordType": "conditional,oco"},
+                                 api_key=agent.api_key)
+            for info in pending.get("data") or []:
+                entry["algo_ids"].append(str(info["algoId"]))
+                if info.get("slTriggerPx"):
+                    entry["stop_loss"] = float(info["slTriggerPx"])
+                if info.get("tpTriggerPx"):
+                    entry["take_profit"] = float(info["tpTriggerPx"])
+            out[sym] = entry
+        return out
+
+    def _snapshot_equity(self, agent: _Agent, run_id: str, tick: datetime, marks: dict[str, float],
+                         protection: dict[str, dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
+        """ledger.snapshot_equity: cash from realised PnL and fees, open positions at the snapshot's marks, with
+        the live protective orders of each."""
         cash = agent.initial_equity + agent.realized - agent.fees
         positions, upl_total = [], 0.0
         for sym in sorted(agent.open_records):
@@ -791,7 +858,8 @@ class InProcessReplay:
             upl = p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
             upl_total += upl
             positions.append({"symbol": sym, "side": p.side, "contracts": p.contracts, "entry_price": p.entry_price,
-                              "mark_price": mark, "unrealized_pnl": upl})
+                              "mark_price": mark, "unrealized_pnl": upl,
+                              **protection.get(sym, {"stop_loss": None, "take_profit": None, "algo_ids": []})})
         equity = cash + upl_total
         self.writer.add(m.EquitySnapshot, {"id": self.writer.new_id(m.EquitySnapshot), "agent": agent.cfg.name,
                                            "book": self.book, "run_id": run_id, "ts": tick, "cash": cash,
@@ -800,7 +868,7 @@ class InProcessReplay:
                                            "positions": positions})
         agent.peak = equity if agent.peak is None else max(agent.peak, equity)
         agent.last_snapshot = (tick, equity)
-        return equity
+        return equity, positions
 
     # ---- risk state and the audit log ----------------------------------------------------------------
     def _persist(self, agent: _Agent, transition: risk_state.Transition, run_id: str) -> None:

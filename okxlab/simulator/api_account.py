@@ -78,7 +78,7 @@ def position_row(w, a: Account, pos) -> dict[str, Any]:
                     "slTriggerPxType": "last" if al.sl_trigger_px is not None else "",
                     "tpTriggerPx": spec.fmt_px(al.tp_trigger_px) if al.tp_trigger_px is not None else "",
                     "tpTriggerPxType": "last" if al.tp_trigger_px is not None else ""}
-                   for al in w.algos.values()
+                   for al in w._live_algos.values()  # live ones only: a long replay has thousands of ended ones
                    if al.is_live and al.api_key == a.api_key and al.inst_id == pos.inst_id and al.reduce_only]
     return {
         "adl": "1", "availPos": spec.fmt_sz(abs(pos.pos)), "avgPx": fnum(pos.avg_px), "baseBal": "",
