@@ -12,11 +12,18 @@ ccxt would send), and books kept with `execution.ledger` — and only change how
   positions, equity, audit events), in bulk (okxlab/replay/bulk.py).
 - **fast**: the strategy's signals are evaluated once over the whole history, and a run executes its stages
   only when it can change something: when the strategy would act, when the account's risk state would change
-  (drawdown halt, daily loss breaker), or when the exchange filled something since the last run (a stop). The
-  other runs would plan `hold` for every symbol and change nothing; they are counted, not stored. Runs that
-  execute are recorded in full. Signals are exact: a bar where a comparison the strategy makes is within
-  1e-8 (relative) of a tie is decided again on that run's own window of candles, as the pipeline would,
-  because TA-Lib's running sums differ in the last bits with where the window starts.
+  (drawdown halt, daily loss breaker), when the quality checks might not pass, or when the exchange filled
+  something since the last run (a stop). The other runs would plan `hold` for every symbol and change
+  nothing; they are counted, not stored. Records are minimal: the runs that executed, their orders, fills,
+  positions, equity snapshots and audit events (`full_records=True` adds every stage record of those runs;
+  without it the features stage, which only feeds LLM prompts and records, is not computed).
+
+Both modes evaluate a strategy's signals once over the whole history and decide each run with the planner's
+per-bar decision. That is exact: a bar where a comparison the strategy makes is within 1e-8 (relative) of a
+tie is decided again on that run's own window of candles, as the pipeline would, because TA-Lib's running
+sums differ in the last bits with where the window starts (on the 115,506-bar BTC file, 2 bars would
+otherwise flip); strategies that read recursive indicators (EMA, MACD, RSI, ATR, KDJ) or signals without a
+cheap tie test are decided on every run's own window.
 
 Point in time holds as in the pipeline: a run at T sees bars closed by T; the world's clock is moved to T
 before the run (fills and stops on the price path up to T happen first), and orders fill at the world's
@@ -109,12 +116,13 @@ class SeriesView:
         volume = np.array([round(x, 8) for x in np.asarray(series.volume, dtype=np.float64).tolist()])
         self.cols = (ts.astype(np.float64), *prices, volume)
         self.ts = ts
-        self.rows = np.ascontiguousarray(np.column_stack(self.cols))
+        # column-major: a window's columns are contiguous, so TA-Lib and numpy take them without copies
+        self.rows = np.asfortranarray(np.column_stack(self.cols))
         self.ohlcv = Ohlcv(ts, *(np.ascontiguousarray(c) for c in self.cols[1:]))
         digest = hashlib.sha256()
         digest.update(inst_id.encode())
         digest.update(bar.encode())
-        digest.update(self.rows.tobytes())
+        digest.update(np.ascontiguousarray(self.rows).tobytes())
         self.dataset = digest.hexdigest()
 
     def closed(self, t_ms: int) -> int:
@@ -204,11 +212,12 @@ class InProcessReplay:
     """Drives one replay in this process (see the module docstring)."""
 
     def __init__(self, env: StageEnv, replay: Replay, simulator: Simulator, *, mode: str = "inline",
-                 progress: Progress | None = None, worker: str | None = None):
+                 progress: Progress | None = None, worker: str | None = None, full_records: bool | None = None):
         if mode not in MODES:
             raise UserError(f"--mode {mode!r} is not an in-process mode ({', '.join(MODES)})")
         self.env, self.replay, self.sim, self.mode = env, replay, simulator, mode
         self.progress = progress
+        self.full_records = mode == "inline" if full_records is None else full_records
         self.worker = worker or f"inline@{socket.gethostname()}"
         self.book = f"replay:{replay.id}"
         self.bar = replay.bar
@@ -268,6 +277,12 @@ class InProcessReplay:
             for sym in agent.symbols:
                 agent.signals[sym], agent.fragile[sym] = _history_signals(agent.planner, self._view(agent, sym),
                                                                           self.window)
+
+    def _rec(self, model: type[m.Base], row: dict[str, Any]) -> None:
+        """A stage's record: always in inline mode; in fast mode only runs, orders, fills, positions, equity
+        and audit events are written (--records full writes the stage records of executed runs too)."""
+        if self.full_records:
+            self.writer.add(model, row)
 
     def _view(self, agent: _Agent, sym: str) -> SeriesView:
         return self.views[(sym, agent.cfg.bar)]
@@ -408,7 +423,7 @@ class InProcessReplay:
                 error = str(exc)
                 output, end = {}, ("failed", f"{stage} failed: {error}"[:2000])
             finished = utcnow()
-            w.add(m.StageRecord, {"id": w.new_id(m.StageRecord), "run_id": run_id, "stage": stage,
+            self._rec(m.StageRecord, {"id": w.new_id(m.StageRecord), "run_id": run_id, "stage": stage,
                                   "status": "failed" if error else "done", "attempts": 1, "queue": None,
                                   "worker": self.worker, "task_id": None, "started_at": started_at,
                                   "finished_at": finished, "queue_wait_ms": 0.0,
@@ -438,14 +453,16 @@ class InProcessReplay:
                 raise _StageFailed("ExchangeError: okx {\"code\":\"52000\",\"msg\":\"No market data found.\"}")
             asks, bids = world.market.book(spec, px, 5)
             last = spec.round_px(px)
-            ask, bid = float(spec.fmt_px(asks[0].px)), float(spec.fmt_px(bids[0].px))
+            ask, bid = asks[0].px, bids[0].px
             n = view.closed(c.t_ms)
             lo = max(0, n - self.window)
             sid = w.new_id(m.MarketSnapshot)
-            # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]
-            book = {"bids": [[float(spec.fmt_px(lv.px)), float(spec.fmt_sz(lv.lots * spec.lot_sz)), 0] for lv in bids],
-                    "asks": [[float(spec.fmt_px(lv.px)), float(spec.fmt_sz(lv.lots * spec.lot_sz)), 0] for lv in asks]}
-            w.add(m.MarketSnapshot, {"id": sid, "run_id": c.run_id, "symbol": sym, "as_of": as_of,
+            # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]; levels are on the
+            # tick grid already, and a size printed to the lot's decimals reads back as that rounding
+            sz_dec, lot = spec.sz_decimals, spec.lot_sz
+            book = {"bids": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in bids],
+                    "asks": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in asks]}
+            self._rec(m.MarketSnapshot, {"id": sid, "run_id": c.run_id, "symbol": sym, "as_of": as_of,
                                      "exchange_time": as_of, "bar": view.bar, "last": last, "bid": bid, "ask": ask,
                                      "funding_rate": None, "instrument": _instrument_json(self.instruments[sym]),
                                      "order_book": book, "candles": view.reference(lo, n)})
@@ -453,7 +470,7 @@ class InProcessReplay:
             summary["symbols"][sym] = {"last": last, "bid": bid, "ask": ask, "candles": n - lo}
         account = self._account_payload(agent)
         c.account_id = w.new_id(m.AccountSnapshot)
-        w.add(m.AccountSnapshot, {"id": c.account_id, "run_id": c.run_id, "agent": agent.cfg.name,
+        self._rec(m.AccountSnapshot, {"id": c.account_id, "run_id": c.run_id, "agent": agent.cfg.name,
                                   "equity": account["equity"], "cash": account["cash"],
                                   "available": account["available"], "positions": account["positions"],
                                   "open_orders": []})
@@ -498,7 +515,7 @@ class InProcessReplay:
             window = view.rows[snap.lo:snap.hi]
             result = assess(window, bar_ms=parse_bar(view.bar).ms, cutoff_ms=c.t_ms, scheduled_ms=c.t_ms, exchange_ms=c.t_ms,
                             bid=snap.bid, ask=snap.ask, last=snap.last, limits=self.quality_limits)
-            self.writer.add(m.QualityCheck, {"id": self.writer.new_id(m.QualityCheck), "run_id": c.run_id,
+            self._rec(m.QualityCheck, {"id": self.writer.new_id(m.QualityCheck), "run_id": c.run_id,
                                              "symbol": sym, "outcome": result.outcome, "reasons": result.reasons,
                                              "metrics": result.metrics})
             outcomes[sym] = {"outcome": result.outcome, "reasons": result.reasons}
@@ -513,9 +530,11 @@ class InProcessReplay:
 
     def _stage_features(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
         output: dict[str, Any] = {}
+        if not self.full_records:  # only recorded (and shown to LLM planners); rule strategies and risk ignore it
+            return output, None
         for sym, snap in c.markets.items():
             values = compute_features(self._view(c.agent, sym).rows[snap.lo:snap.hi])
-            self.writer.add(m.FeatureSet, {"id": self.writer.new_id(m.FeatureSet), "run_id": c.run_id, "symbol": sym,
+            self._rec(m.FeatureSet, {"id": self.writer.new_id(m.FeatureSet), "run_id": c.run_id, "symbol": sym,
                                            "values": values})
             snap.features = values
             output[sym] = {k: (round(v, 4) if isinstance(v, float) else v)
@@ -542,8 +561,8 @@ class InProcessReplay:
             decisions.append(planner.decision(sym, signals, i, position, c.account.equity, agent.cfg.limits,
                                               self.instruments[sym].tick_sz))
         document = None if error else {"schema_version": PLAN_SCHEMA_VERSION, "decisions": decisions}
-        raw = json.dumps(document, indent=2) if document is not None else ""
-        self.writer.add(m.PlanRecord, {"id": self.writer.new_id(m.PlanRecord), "run_id": c.run_id,
+        raw = json.dumps(document, indent=2) if document is not None and self.full_records else ""
+        self._rec(m.PlanRecord, {"id": self.writer.new_id(m.PlanRecord), "run_id": c.run_id,
                                        "planner": agent.planner_name, "prompt": None, "prompt_sha256": None, "raw": raw,
                                        "document": document, "error": error, "created_at": utcnow()})
         c.document, c.plan_error = document, error
@@ -573,7 +592,7 @@ class InProcessReplay:
         else:
             problems = [str(p) for p in validate_plan(c.document, list(agent.symbols))]
         if problems:
-            w.add(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": False,
+            self._rec(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": False,
                                      "schema_version": PLAN_SCHEMA_VERSION, "problems": problems, "plan": None})
             transition = risk_state.record_invalid_plan(agent.state, agent.cfg.limits, utcnow())
             self._persist(agent, transition, c.run_id)
@@ -581,7 +600,7 @@ class InProcessReplay:
                                                                    if len(problems) > 3 else "")
             return {"valid": False, "problems": problems[:20]}, ("invalid_plan", reason[:1000])
         c.plan = parse_plan(c.document)
-        w.add(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": True,
+        self._rec(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": True,
                                  "schema_version": PLAN_SCHEMA_VERSION, "problems": [], "plan": c.plan.to_json()})
         agent.state = replace(agent.state, consecutive_invalid_plans=0)
         return {"valid": True, "decisions": [f"{d.symbol}:{d.action}" for d in c.plan.decisions]}, None
@@ -602,7 +621,7 @@ class InProcessReplay:
                   "global_pause": outcome.state.global_pause, "equity": c.account.equity,
                   "peak_equity": c.account.peak_equity, "day_start_equity": c.account.day_start_equity}
         for verdict, proposal in zip(outcome.verdicts, plan.decisions, strict=True):
-            w.add(m.RiskVerdictRecord, {"id": w.new_id(m.RiskVerdictRecord), "run_id": c.run_id, "idx": verdict.index,
+            self._rec(m.RiskVerdictRecord, {"id": w.new_id(m.RiskVerdictRecord), "run_id": c.run_id, "idx": verdict.index,
                                         "symbol": verdict.symbol, "action": verdict.action, "outcome": verdict.outcome,
                                         "reasons": list(verdict.reasons), "proposal": proposal.to_json(),
                                         "decision": verdict.decision.to_json(), "order": intent_to_json(verdict.order),
@@ -1042,8 +1061,8 @@ def _quality_risk(view: SeriesView, window: int, limits: QualityLimits, bar_ms: 
 
 
 def run_inprocess(env: StageEnv, replay: Replay, simulator: Simulator, *, mode: str,
-                  progress: Progress | None = None) -> InProcessResult:
-    return InProcessReplay(env, replay, simulator, mode=mode, progress=progress).run()
+                  progress: Progress | None = None, full_records: bool | None = None) -> InProcessResult:
+    return InProcessReplay(env, replay, simulator, mode=mode, progress=progress, full_records=full_records).run()
 
 
 def trading_state_name(state: risk_state.RiskState) -> str:  # pragma: no cover - convenience for callers
@@ -1052,7 +1071,8 @@ def trading_state_name(state: risk_state.RiskState) -> str:  # pragma: no cover 
 
 def replay_in_process(env: StageEnv, *, agents: list[str], start: datetime, end: datetime, bar: str, mode: str,
                       data_paths: tuple[str, ...] = (), offline_planners: bool = False,
-                      progress: Progress | None = None, simulator: Simulator | None = None) -> InProcessResult:
+                      progress: Progress | None = None, simulator: Simulator | None = None,
+                      full_records: bool | None = None) -> InProcessResult:
     """`replay range --mode inline|fast`: a replay row, an in-process simulator, the drive."""
     from okxlab.replay.range import create_replay
 
@@ -1062,7 +1082,7 @@ def replay_in_process(env: StageEnv, *, agents: list[str], start: datetime, end:
     replay = create_replay(env, kind="range", agents=agents, start=start, end=end, bar=bar,
                            offline_planners=offline_planners, fresh_llm=False)
     try:
-        return run_inprocess(env, replay, sim, mode=mode, progress=progress)
+        return run_inprocess(env, replay, sim, mode=mode, progress=progress, full_records=full_records)
     except BaseException:
         with env.sessions.begin() as s:
             row = s.get(Replay, replay.id)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 from okxlab.domain import (
     OPENING_ACTIONS,
@@ -79,11 +80,13 @@ class _Prices:
 # ---- public API ---------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
 def effective_limits(limits: RiskLimits) -> RiskLimits:
     """The limits the engine applies: NaN or negative values fall back to the default, hard caps clamp.
 
     build_limits already clamps the caps; this also protects against a RiskLimits built by hand (or a TOML
-    `nan`), so the hard caps hold whatever the caller passes.
+    `nan`), so the hard caps hold whatever the caller passes. Cached: limits are frozen (a limits object with a
+    NaN never equals itself, so it is simply recomputed).
     """
     default = RiskLimits()
     changes: dict[str, float | int] = {}

@@ -272,7 +272,8 @@ def _algo_list(w, a: Account, q: dict[str, Any], live: bool) -> list[dict[str, A
     inst_type = P.text(q, "instType")
     inst_id = P.text(q, "instId")
     algo_cl = P.text(q, "algoClOrdId")
-    algos = [al for al in w.algos.values()
+    source = w._live_algos.values() if live else w.algos.values()  # a long replay has thousands of ended ones
+    algos = [al for al in source
              if al.api_key == a.api_key and (al.is_live if live else not al.is_live)
              and (not ord_types or al.ord_type in ord_types) and (not algo_id or al.algo_id == algo_id)
              and (not state or al.state == state) and (not inst_type or al.inst_type == inst_type)

@@ -57,6 +57,7 @@ class World:
         self._live_algos: dict[str, AlgoOrder] = {}
         self._since: dict[str, int] = {}  # item id -> last time it was known not to trigger
         self._liq_guard: dict[str, int] = {}  # account -> no liquidation check before this time
+        self._liq_cache: dict[str, tuple[tuple[Any, ...], float | None]] = {}  # account -> (inputs, price)
         self._counters = {"ord": 0, "algo": 0, "trade": 0, "bill": 0, "pos": 0, "seq": 0}
         self.events_processed = 0
 
@@ -227,9 +228,22 @@ class World:
         if pos is None or not pos.pos:
             return None
         spec = self.spec(inst_id)
+        c, s = spec.ct_val, pos.pos
+        if sum(1 for p in acct.positions.values() if p.pos) == 1:
+            # The only position: the rest of the account is its cash, whatever the price, so the level only
+            # changes with the position or the cash. The path is walked tick by tick and this is asked at
+            # every step: remember it.
+            key = (inst_id, s, pos.avg_px, acct.balances.get("USDT", 0.0), spec.mmr)
+            cached = self._liq_cache.get(acct.api_key)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            denom = c * (s - abs(s) * spec.mmr)
+            px = None if denom == 0 else (pos.avg_px * s * c - acct.balances.get("USDT", 0.0)) / denom
+            px = px if px is not None and px > 0 else None
+            self._liq_cache[acct.api_key] = (key, px)
+            return px
         m = self.margin(acct, raw=True)
         mark = self.mark(inst_id, raw=True)
-        c, s = spec.ct_val, pos.pos
         upl_here = (mark - pos.avg_px) * s * c
         mm_here = abs(s) * c * mark * spec.mmr
         rest_eq = m["cash"] + m["upl"] - upl_here

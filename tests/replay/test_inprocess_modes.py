@@ -83,11 +83,14 @@ def test_inline_and_fast_replays_decide_what_the_pipeline_decides(pg_url: str, r
         inline = replay_in_process(env, agents=AGENTS, start=START, end=END, bar="4H", mode="inline",
                                    simulator=Simulator(agents=p.config))
         fast = replay_in_process(env, agents=AGENTS, start=START, end=END, bar="4H", mode="fast",
-                                 simulator=Simulator(agents=p.config))
+                                 simulator=Simulator(agents=p.config), full_records=True)
+        minimal = replay_in_process(env, agents=AGENTS, start=START, end=END, bar="4H", mode="fast",
+                                    simulator=Simulator(agents=p.config))
         with env.sessions() as s:
             a, b, c = _book(s, piped.replay_id), _book(s, inline.replay_id), _book(s, fast.replay_id)
+            d = _book(s, minimal.replay_id)
 
-    assert piped.statuses == inline.statuses == fast.statuses
+    assert piped.statuses == inline.statuses == fast.statuses == minimal.statuses
     assert a["fills"], "the window must trade for this test to mean anything"
     assert {k for k, *_ in a["fills"]} == set(AGENTS)
     # inline: every record of every run, as the pipeline wrote it
@@ -100,3 +103,7 @@ def test_inline_and_fast_replays_decide_what_the_pipeline_decides(pg_url: str, r
     assert fast.executed < fast.runs
     for key in ("verdicts", "plans", "quality", "accounts", "equity"):
         assert c[key] and all(a[key][k] == v for k, v in c[key].items()), key
+    # minimal records: the same trades and equity at the runs that executed, no stage tables
+    for key in ("fills", "positions", "orders"):
+        assert d[key] == a[key], key
+    assert d["equity"] == c["equity"] and not d["plans"] and not d["stages"]
