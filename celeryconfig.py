@@ -65,6 +65,10 @@ task_routes = {
     "okxlab.reconcile_ledgers": {"queue": "review", "routing_key": "review"},
 }
 
+# Celery's consumer, except that a failed clean-up of a lost broker connection never ends the worker
+# (workers/consumer.py explains the kombu failure it survives).
+worker_consumer = "workers.consumer:Consumer"
+
 # At-least-once delivery that survives a worker crash; stages are idempotent, so a redelivery is harmless.
 task_acks_late = True
 task_reject_on_worker_lost = True

@@ -306,8 +306,10 @@ class Sender:
 
     def start_run(self, run_id: str, from_stage: str = "snapshot") -> None:
         i = STAGES.index(from_stage)
+        # One quick retry (on a fresh connection): a broker that is away fails the send within a second.
         chain(*(self.app.signature(f"okxlab.{stage}", args=(run_id,), immutable=True) for stage in STAGES[i:]),
-              app=self.app).apply_async(retry=False)
+              app=self.app).apply_async(retry=True, retry_policy={"max_retries": 1, "interval_start": 0.2,
+                                                                  "interval_step": 0.2, "interval_max": 0.5})
 
     def close(self) -> None:
         self.app.close()
