@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -68,6 +69,18 @@ class Lab:
         return "\n".join(w.log.read_text(errors="replace") for w in self.workers if w.log.exists())
 
 
+def stop_sim(sim: SimServer) -> None:
+    """Stop the simulator without waiting for requests still sleeping in injected latency (a dead worker's)."""
+    loop = sim._loop
+    if loop is not None and loop.is_running():
+        def cancel_handlers() -> None:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+
+        loop.call_soon_threadsafe(cancel_handlers)
+    sim.stop()
+
+
 @contextmanager
 def open_lab(db_url: str, tmp: Path, config_text: str, *, broker_url: str = REDIS_URL,
              extra_env: dict[str, str] | None = None) -> Iterator[Lab]:
@@ -83,7 +96,7 @@ def open_lab(db_url: str, tmp: Path, config_text: str, *, broker_url: str = REDI
     lab = None
     with ExitStack() as stack:
         sim = SimServer(Simulator(agents=config)).start()
-        stack.callback(sim.stop)
+        stack.callback(stop_sim, sim)
         lab = Lab(config_path=config_path, config=config, db_url=db_url, env=build_env(config, db_url), sim=sim,
                   broker_url=broker_url, prefix=f"okxlab-rel-{uuid.uuid4().hex[:10]}:", tmp=tmp,
                   extra_env=dict(extra_env or {}))
