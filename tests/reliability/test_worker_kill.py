@@ -9,8 +9,8 @@ that need no test-only code in okxlab:
   its record transaction;
 - plan: the model (a local OpenAI-compatible server) does not answer until released;
 - order: the world delays one exchange call of the order stage: `set-leverage` (the order is claimed, not
-  yet sent), `trade/order` (sent; the exchange accepts it after the worker is dead) or `trade/fills` (placed
-  and filled; the fills are being fetched).
+  yet sent), `trade/batch-orders` (what ccxt places orders with: sent, and accepted by the exchange after the
+  worker is dead) or `trade/fills` (placed and filled; the fills are being fetched).
 
 Then the worker is killed, the holds are released, and the runs must complete through one of the three
 recovery paths: Redis redelivery after the visibility timeout to a restarted worker, the reconciler, or
@@ -122,7 +122,7 @@ HOLDING_ROWS = {
                               'decision, "order", inputs) VALUES (%s, 0, %s, \'hold\', \'accept\', \'[]\', \'{}\', '
                               '\'{}\', NULL, \'{}\')'),
 }
-ORDER_HOLDS = ("account/set-leverage", "trade/order", "trade/fills")
+ORDER_HOLDS = ("account/set-leverage", "trade/batch-orders", "trade/fills")
 
 
 @dataclass
@@ -217,7 +217,7 @@ def check_and_measure(lab: Lab, trials: list[Trial], killed_at: datetime, timeou
     assert set(statuses.values()) == {"completed"}, per_trial
     assert orders.accepted == len(trials), orders  # every run's plan opened a position
     assert orders.orders_at_exchange == orders.accepted and orders.duplicates == 0 and orders.missing == 0, orders
-    assert orders.unresolved == [], orders
+    assert orders.unresolved == [] and orders.duplicate_sends_refused == 0, orders  # none even sent twice
     return {"trials": per_trial, "orders": dataclasses.asdict(orders)}
 
 
