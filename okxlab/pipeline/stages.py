@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import ccxt
@@ -98,45 +97,47 @@ def _now_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
-def _previous_finished(session: Session, run: Run, stage: str) -> datetime | None:
-    """When the previous stage finished (the moment this stage's task was queued)."""
-    i = STAGES.index(stage)
-    if i == 0:
-        return run.created_at
-    prev = session.scalar(select(StageRecord).where(StageRecord.run_id == run.id, StageRecord.stage == STAGES[i - 1]))
-    return prev.finished_at if prev else None
-
-
 def _begin_attempt(env: StageEnv, stage: str, run_id: str, delivery: Delivery) -> tuple[str, Run | None]:
-    """Record the attempt. Returns 'go', 'done' (already complete) or 'stop' (the run has ended), and the run."""
+    """Record the attempt. Returns 'go', 'done' (already complete) or 'stop' (the run has ended), and the run.
+
+    Four statements on the usual path (the run; this stage's and the previous stage's records in one query;
+    the new record inserted already running; the run's update), since every stage of every run pays for them."""
+    i = STAGES.index(stage)
+    previous = STAGES[i - 1] if i > 0 else None
     with env.sessions.begin() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise LookupError(f"run {run_id} does not exist")
         if run.status in TERMINAL:
             return "stop", None
-        record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == stage))
+        wanted = (stage,) if previous is None else (stage, previous)
+        records = {r.stage: r for r in s.scalars(select(StageRecord).where(StageRecord.run_id == run_id,
+                                                                           StageRecord.stage.in_(wanted)))}
+        record = records.get(stage)
         if record is not None and record.status == "done":
             return "done", None
-        i = STAGES.index(stage)
-        if i > 0:
-            prev = s.scalar(select(StageRecord.status).where(StageRecord.run_id == run_id,
-                                                             StageRecord.stage == STAGES[i - 1]))
-            if prev != "done":  # out of order (a stray message): the reconciler restarts runs properly
-                log.warning("run %s: %s delivered before %s finished; ignoring", run_id, stage, STAGES[i - 1])
-                return "stop", None
-        if record is None:
-            insert_ignore(s, StageRecord, [{"run_id": run_id, "stage": stage, "status": "running", "attempts": 0,
-                                            "output": {}}], ["run_id", "stage"])
-            record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == stage))
+        prev = records.get(previous) if previous else None
+        if previous is not None and (prev is None or prev.status != "done"):
+            # out of order (a stray message): the reconciler restarts runs properly
+            log.warning("run %s: %s delivered before %s finished; ignoring", run_id, stage, previous)
+            return "stop", None
         now = env.now()
-        queued_at = _previous_finished(s, run, stage)
-        record.status = "running"
-        record.attempts += 1
-        record.started_at = now
-        record.queue, record.worker, record.task_id = delivery.queue, delivery.worker, delivery.task_id
-        record.queue_wait_ms = round((now - queued_at).total_seconds() * 1000, 3) if queued_at else None
-        record.error = None
+        queued_at = run.created_at if prev is None else prev.finished_at  # when this stage's task was queued
+        wait = round((now - queued_at).total_seconds() * 1000, 3) if queued_at else None
+        if record is None:
+            inserted = insert_ignore(s, StageRecord, [{
+                "run_id": run_id, "stage": stage, "status": "running", "attempts": 1, "started_at": now,
+                "queue": delivery.queue, "worker": delivery.worker, "task_id": delivery.task_id,
+                "queue_wait_ms": wait, "error": None, "output": {}}], ["run_id", "stage"])
+            if not inserted:  # another delivery of this stage inserted it meanwhile
+                record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == stage))
+        if record is not None:
+            record.status = "running"
+            record.attempts += 1
+            record.started_at = now
+            record.queue, record.worker, record.task_id = delivery.queue, delivery.worker, delivery.task_id
+            record.queue_wait_ms = wait
+            record.error = None
         run.status, run.stage, run.updated_at = "running", stage, now
         run.started_at = run.started_at or now
     return "go", run
