@@ -23,6 +23,7 @@ from typing import Any
 
 from bench._common import CELERY, REDIS_URL, ROOT, say, scratch_database
 
+PREFIX = f"okxlab-bench-{uuid.uuid4().hex[:8]}:"
 GROUPS = {"market": ("snapshot", "quality", "features"), "decide": ("plan", "validate", "risk"), "order": ("order",)}
 
 # Every run of this strategy trades: flat, it opens a long (always); long, its exit fires (always).
@@ -64,7 +65,7 @@ def running(config_text: str, *, procs_per_group: int = 1, extra_files: dict[str
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         (tmp / "okxlab.toml").write_text(config_text)
-        prefix = f"okxlab-bench-{uuid.uuid4().hex[:8]}:"
+        prefix = PREFIX  # one per bench process: Celery's producer pools keep the first prefix they saw
         env_vars = {"OKXLAB_CONFIG": str(tmp / "okxlab.toml"), "OKXLAB_DATABASE_URL": url,
                     "OKXLAB_BROKER_URL": REDIS_URL, "OKXLAB_BROKER_PREFIX": prefix, "OKXLAB_HOME": str(tmp / "home")}
         os.environ.update(env_vars)

@@ -378,15 +378,17 @@ class InProcessReplay:
         # Would the account check change the risk state (halt, breaker)? Its inputs, as the run would see them.
         eq = acct.balances.get("USDT", 0.0) if flat and not world._resting else world.margin(acct)["eq"]
         day = tick.date()
-        key = (eq, agent.peak, agent.day_start.get(day, "?"), day, agent.state)
-        if key == agent.equity_memo:
+        peak = max(agent.peak or agent.initial_equity, agent.initial_equity, eq)
+        key = (peak, self._day_start(agent, tick), day, agent.state)
+        # The account check only trips on losses (from the peak, from the day's start): with everything else
+        # the same, if it found nothing at some equity it finds nothing at any higher one. Remember the lowest.
+        if agent.equity_memo is not None and agent.equity_memo[0] == key and eq >= agent.equity_memo[1]:
             return False
-        account = Account(equity=eq, cash=eq, available=eq, start_equity=agent.initial_equity,
-                          peak_equity=max(agent.peak or agent.initial_equity, agent.initial_equity, eq),
-                          day_start_equity=self._day_start(agent, tick))
+        account = Account(equity=eq, cash=eq, available=eq, start_equity=agent.initial_equity, peak_equity=peak,
+                          day_start_equity=key[1])
         if risk_state.check_account(account, agent.cfg.limits, agent.state, tick).changes:
             return True
-        agent.equity_memo = key
+        agent.equity_memo = (key, eq)
         return False
 
     def _note_quiet_run(self, agent: _Agent, tick: datetime) -> None:
@@ -422,13 +424,13 @@ class InProcessReplay:
             except _StageFailed as exc:
                 error = str(exc)
                 output, end = {}, ("failed", f"{stage} failed: {error}"[:2000])
-            finished = utcnow()
-            self._rec(m.StageRecord, {"id": w.new_id(m.StageRecord), "run_id": run_id, "stage": stage,
-                                  "status": "failed" if error else "done", "attempts": 1, "queue": None,
-                                  "worker": self.worker, "task_id": None, "started_at": started_at,
-                                  "finished_at": finished, "queue_wait_ms": 0.0,
-                                  "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3), "error": error,
-                                  "output": output})
+            if self.full_records:
+                w.add(m.StageRecord, {"id": w.new_id(m.StageRecord), "run_id": run_id, "stage": stage,
+                                      "status": "failed" if error else "done", "attempts": 1, "queue": None,
+                                      "worker": self.worker, "task_id": None, "started_at": started_at,
+                                      "finished_at": utcnow(), "queue_wait_ms": 0.0,
+                                      "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3), "error": error,
+                                      "output": output})
             run["stage"] = stage
             if end is not None:
                 break
@@ -451,21 +453,26 @@ class InProcessReplay:
             px = view.path.price_at(c.t_ms)
             if px is None:  # what ccxt raises for the simulator's answer to a ticker without data
                 raise _StageFailed("ExchangeError: okx {\"code\":\"52000\",\"msg\":\"No market data found.\"}")
-            asks, bids = world.market.book(spec, px, 5)
             last = spec.round_px(px)
-            ask, bid = asks[0].px, bids[0].px
+            if self.full_records:
+                asks, bids = world.market.book(spec, px, 5)
+                ask, bid = asks[0].px, bids[0].px
+            else:  # the top of that book, without the levels only the record shows
+                ask, bid = world.market.touch(spec, px)
             n = view.closed(c.t_ms)
             lo = max(0, n - self.window)
             sid = w.new_id(m.MarketSnapshot)
-            # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]; levels are on the
-            # tick grid already, and a size printed to the lot's decimals reads back as that rounding
-            sz_dec, lot = spec.sz_decimals, spec.lot_sz
-            book = {"bids": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in bids],
-                    "asks": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in asks]}
-            self._rec(m.MarketSnapshot, {"id": sid, "run_id": c.run_id, "symbol": sym, "as_of": as_of,
-                                     "exchange_time": as_of, "bar": view.bar, "last": last, "bid": bid, "ask": ask,
-                                     "funding_rate": None, "instrument": _instrument_json(self.instruments[sym]),
-                                     "order_book": book, "candles": view.reference(lo, n)})
+            if self.full_records:
+                # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]; levels are on the
+                # tick grid already, and a size printed to the lot's decimals reads back as that rounding
+                sz_dec, lot = spec.sz_decimals, spec.lot_sz
+                book = {"bids": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in bids],
+                        "asks": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in asks]}
+                self._rec(m.MarketSnapshot, {"id": sid, "run_id": c.run_id, "symbol": sym, "as_of": as_of,
+                                             "exchange_time": as_of, "bar": view.bar, "last": last, "bid": bid,
+                                             "ask": ask, "funding_rate": None,
+                                             "instrument": _instrument_json(self.instruments[sym]),
+                                             "order_book": book, "candles": view.reference(lo, n)})
             c.markets[sym] = _Snap(sid, sym, last, bid, ask, lo, n)
             summary["symbols"][sym] = {"last": last, "bid": bid, "ask": ask, "candles": n - lo}
         account = self._account_payload(agent)
