@@ -162,6 +162,15 @@ def apply_exchange_order(s: Session, order: Order, data: dict[str, Any], now: da
                                                 "feeCcy", "sz", "ordType", "side", "reduceOnly", "cTime", "uTime")})
 
 
+def _unknown(sessions: sessionmaker[Session], order_id: int, now: datetime, exc: Exception) -> OutcomeUnknown:
+    """Record that the order's fate at the exchange is not known, giving up this attempt's claim so that the
+    next attempt may claim it at once and look it up (rather than wait for the claim to expire)."""
+    with sessions.begin() as s:
+        order = s.get(Order, order_id)
+        _transition(s, order, "unknown", now, note=type(exc).__name__, last_error=f"{type(exc).__name__}: {exc}"[:500])
+    return OutcomeUnknown(f"{order.cl_ord_id}: {type(exc).__name__}")
+
+
 def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int, now: datetime,
                market_symbol: str) -> SendResult:
     """Send one claimed order, or resolve it if a previous attempt's outcome is unknown.
@@ -178,29 +187,32 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
         return SendResult(order_id, order.state, order.ord_id)
     with sessions() as s:
         order = s.get(Order, order_id)
-    if order.send_attempts > 1:
-        # An earlier attempt claimed it and may have reached the exchange: look before sending anything again.
-        found = lookup(client, market_symbol, order.cl_ord_id)
-        if found is not None:
-            with sessions.begin() as s:
-                order = s.get(Order, order_id)
-                apply_exchange_order(s, order, found, now)
-                audit(s, "order.resolved", f"{order.cl_ord_id} found at the exchange by clOrdId after an unknown outcome",
-                      agent=order.agent, run_id=order.run_id)
-                return SendResult(order_id, order.state, order.ord_id)
-    if order.leverage and not order.reduce_only:
-        client.set_leverage(order.leverage, market_symbol, {"marginMode": "cross"})
+    try:
+        if order.send_attempts > 1:
+            # An earlier attempt claimed it and may have reached the exchange: look before sending anything again.
+            found = lookup(client, market_symbol, order.cl_ord_id)
+            if found is not None:
+                with sessions.begin() as s:
+                    order = s.get(Order, order_id)
+                    apply_exchange_order(s, order, found, now)
+                    audit(s, "order.resolved", f"{order.cl_ord_id} found at the exchange by clOrdId after an unknown "
+                          "outcome", agent=order.agent, run_id=order.run_id)
+                    return SendResult(order_id, order.state, order.ord_id)
+        if order.leverage and not order.reduce_only:
+            client.set_leverage(order.leverage, market_symbol, {"marginMode": "cross"})
+    except ccxt.NetworkError as exc:  # the lookup or the leverage went unanswered: still unknown, claim given up
+        raise _unknown(sessions, order_id, now, exc) from exc
     try:
         reply = client.create_order(market_symbol, order.order_type, order.side, order.contracts, order.price,
                                     _params(order))
     except ccxt.NetworkError as exc:  # timeouts, resets, 5xx, rate limits: we cannot know if it landed
-        with sessions.begin() as s:
-            order = s.get(Order, order_id)
-            _transition(s, order, "unknown", now, note=type(exc).__name__, last_error=f"{type(exc).__name__}: {exc}"[:500])
-        raise OutcomeUnknown(f"{order.cl_ord_id}: {type(exc).__name__}") from exc
+        raise _unknown(sessions, order_id, now, exc) from exc
     except ccxt.ExchangeError as exc:
         if DUPLICATE_CLORDID in str(exc):  # already placed by an earlier attempt: fetch it, never re-send
-            found = lookup(client, market_symbol, order.cl_ord_id)
+            try:
+                found = lookup(client, market_symbol, order.cl_ord_id)
+            except ccxt.NetworkError as err:
+                raise _unknown(sessions, order_id, now, err) from err
             if found is not None:
                 with sessions.begin() as s:
                     order = s.get(Order, order_id)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from okxlab.db.models import Order, Run, StageRecord
 from okxlab.db.ops import insert_ignore
 from okxlab.execution.exchange import market_for
-from okxlab.execution.orders import OrderBusy, claim, claim_ttl, send_order
+from okxlab.execution.orders import OrderBusy, OutcomeUnknown, claim, claim_ttl, send_order
 from okxlab.execution.stage import _order_rows
 from okxlab.pipeline.stages import STAGES, execute_stage
 from tests.reliability.conftest import Lab, open_lab
@@ -138,3 +138,21 @@ def test_two_attempts_racing_for_a_new_order_send_it_once(lab: Lab) -> None:
     assert _placements(lab, world, order.cl_ord_id) == 1  # one request reached the exchange, not two
     assert final.state == "filled" and final.send_attempts == 1
     assert outcomes["first"] == "filled" and outcomes["second"] in ("busy", "filled"), outcomes
+
+
+def test_an_exchange_error_before_the_send_gives_the_claim_up_so_the_retry_goes_at_once(lab: Lab) -> None:
+    """The exchange answers set-leverage with a 5xx: nothing was sent, and the retry must not have to wait for
+    the failed attempt's claim to expire (a minute) before it can send."""
+    run_id, world, order = _up_to_risk(lab)
+    lab.admin.set_faults(world, error_5xx_rate=1.0, paths=["account/set-leverage"])
+    with pytest.raises(OutcomeUnknown):
+        execute_stage("order", run_id, lab.env)
+    with lab.env.sessions() as s:
+        assert s.get(Order, order.id).state == "unknown"  # free to claim, to be looked up
+    lab.admin.set_faults(world)
+    assert execute_stage("order", run_id, lab.env) is False  # at once: no OrderBusy
+    with lab.env.sessions() as s:
+        final = s.get(Order, order.id)
+        run = s.get(Run, run_id)
+    assert run.status == "completed" and final.state == "filled" and final.send_attempts == 2
+    assert _placements(lab, world, order.cl_ord_id) == 1
