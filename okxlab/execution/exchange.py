@@ -15,12 +15,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import ccxt
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from okxlab.config import AgentConfig, Config, live_trading_enabled
 from okxlab.domain import Instrument
 from okxlab.errors import ConfigError
 
 ENV_MISMATCH_CODE = "50101"  # OKX: "APIKey does not match current environment."
+
+# Reads (GET: market data, balances, the order lookups by clOrdId, fills) that OKX answers with a 5xx or a
+# rate limit (429) are asked again by urllib3, up to three times with a short backoff (or OKX's Retry-After):
+# they change nothing at the exchange, and a transient error would otherwise fail the whole stage and redo
+# all its calls. Writes (POST: orders, leverage) are never repeated here: the fate of an order whose POST
+# failed is settled by looking it up (orders.py).
+READ_RETRY = Retry(total=3, connect=2, read=0, status=3, backoff_factor=0.2,
+                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
+                   respect_retry_after_header=True, raise_on_status=False)
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,9 @@ def new_client(config: Config, agent: AgentConfig, venue: Venue, *, timeout_ms: 
         client.set_sandbox_mode(True)  # demo header x-simulated-trading: 1
     if venue.mode == "sim":
         client.urls["api"] = {"rest": venue.url}  # after set_sandbox_mode, which resets urls['api']
+    reads = HTTPAdapter(max_retries=READ_RETRY)
+    client.session.mount("https://", reads)
+    client.session.mount("http://", reads)
     return client
 
 
