@@ -177,6 +177,12 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
 
     Returns only orders whose outcome is known; raises OutcomeUnknown or OrderBusy (both transient) otherwise.
     """
+    with sessions() as s:
+        order = s.get(Order, order_id)
+    if order.state in ("new", "unknown") and order.leverage and not order.reduce_only:
+        # Account set-up before the claim: if the exchange fails it, nothing was sent and no claim is held,
+        # and the order's send attempts count only attempts that sent (or looked for) the order.
+        client.set_leverage(order.leverage, market_symbol, {"marginMode": "cross"})
     if claim(sessions, order_id, now) is None:
         with sessions() as s:
             order = s.get(Order, order_id)
@@ -198,9 +204,7 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
                     audit(s, "order.resolved", f"{order.cl_ord_id} found at the exchange by clOrdId after an unknown "
                           "outcome", agent=order.agent, run_id=order.run_id)
                     return SendResult(order_id, order.state, order.ord_id)
-        if order.leverage and not order.reduce_only:
-            client.set_leverage(order.leverage, market_symbol, {"marginMode": "cross"})
-    except ccxt.NetworkError as exc:  # the lookup or the leverage went unanswered: still unknown, claim given up
+    except ccxt.NetworkError as exc:  # the lookup went unanswered: still unknown, and the claim is given up
         raise _unknown(sessions, order_id, now, exc) from exc
     try:
         reply = client.create_order(market_symbol, order.order_type, order.side, order.contracts, order.price,

@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import ccxt
 import psycopg2
 import pytest
 from sqlalchemy import select
@@ -140,19 +141,40 @@ def test_two_attempts_racing_for_a_new_order_send_it_once(lab: Lab) -> None:
     assert outcomes["first"] == "filled" and outcomes["second"] in ("busy", "filled"), outcomes
 
 
-def test_an_exchange_error_before_the_send_gives_the_claim_up_so_the_retry_goes_at_once(lab: Lab) -> None:
+def test_an_exchange_error_before_the_send_holds_no_claim_so_the_retry_goes_at_once(lab: Lab) -> None:
     """The exchange answers set-leverage with a 5xx: nothing was sent, and the retry must not have to wait for
-    the failed attempt's claim to expire (a minute) before it can send."""
+    a claim to expire (a minute) before it can send."""
     run_id, world, order = _up_to_risk(lab)
     lab.admin.set_faults(world, error_5xx_rate=1.0, paths=["account/set-leverage"])
-    with pytest.raises(OutcomeUnknown):
+    with pytest.raises(ccxt.ExchangeNotAvailable):
         execute_stage("order", run_id, lab.env)
     with lab.env.sessions() as s:
-        assert s.get(Order, order.id).state == "unknown"  # free to claim, to be looked up
+        failed = s.get(Order, order.id)
+    assert failed.state == "new" and failed.send_attempts == 0  # leverage comes before the claim
     lab.admin.set_faults(world)
     assert execute_stage("order", run_id, lab.env) is False  # at once: no OrderBusy
     with lab.env.sessions() as s:
         final = s.get(Order, order.id)
         run = s.get(Run, run_id)
-    assert run.status == "completed" and final.state == "filled" and final.send_attempts == 2
+    assert run.status == "completed" and final.state == "filled" and final.send_attempts == 1
     assert _placements(lab, world, order.cl_ord_id) == 1
+
+
+def test_a_lookup_the_exchange_does_not_answer_gives_the_claim_up_so_the_retry_goes_at_once(lab: Lab) -> None:
+    """A placement's answer was lost (the order is `unknown`) and the exchange then fails the lookup too: the
+    order must stay free to claim (still unknown), not held under a claim for a minute."""
+    run_id, world, order = _up_to_risk(lab)
+    lab.admin.set_faults(world, lost_response_rate=1.0, paths=["trade/batch-orders"])
+    with pytest.raises(OutcomeUnknown):
+        execute_stage("order", run_id, lab.env)
+    lab.admin.set_faults(world, error_5xx_rate=1.0, paths=["trade/order"])  # the lookup by clOrdId
+    with pytest.raises(OutcomeUnknown):
+        execute_stage("order", run_id, lab.env)
+    with lab.env.sessions() as s:
+        assert s.get(Order, order.id).state == "unknown"
+    lab.admin.set_faults(world)
+    assert execute_stage("order", run_id, lab.env) is False  # at once: no OrderBusy
+    with lab.env.sessions() as s:
+        final = s.get(Order, order.id)
+    assert final.state == "filled" and final.send_attempts == 3
+    assert _placements(lab, world, order.cl_ord_id) == 1  # found by the lookup, never sent again
