@@ -111,6 +111,9 @@ def compare(okx: list[dict[str, Any]], ref: list[dict[str, Any]], opens: list[fl
     only_ref = sorted(set(by_entry) - {t["entry_bar"] for t in closed} - {t["entry_bar"] for t in okx})
     return {"okxlab_closed": len(closed), "okxlab_open": len(okx) - len(closed), "reference": len(ref),
             "same_bars": len(closed) - len(unmatched) - len(bar_mismatch), "bar_mismatches": bar_mismatch[:5],
+            "okxlab_only_trades": [{k: t[k] for k in ("entry_bar", "exit_bar", "entry_price", "exit_price")}
+                                   for t in unmatched[:5]],
+            "reference_only_trades": [by_entry[b] for b in only_ref[:5]],
             "bar_mismatch_count": len(bar_mismatch), "okxlab_only": len(unmatched), "reference_only": len(only_ref),
             "stop_exits": sum(t["exit_reason"] == "stop_loss" for t in closed),
             "price_diff_bps_median": median(diffs), "price_diff_bps_max": max(diffs) if diffs else None}
@@ -198,6 +201,10 @@ def print_summary(out: dict[str, Any]) -> None:
                   f"{c['bar_mismatch_count']} differ, {c['okxlab_only']} okxlab-only, {c['reference_only']} "
                   f"reference-only, {c['okxlab_open']} still open at the end; stop exits {c['stop_exits']}; "
                   f"fill vs open: median {c['price_diff_bps_median']:.2f} bps, max {c['price_diff_bps_max']:.2f} bps")
+            for t in c["okxlab_only_trades"]:
+                print(f"    only in okxlab: entry bar {t['entry_bar']}, exit bar {t['exit_bar']}")
+            for t in c["reference_only_trades"]:
+                print(f"    only in {ref}: entry bar {t['entry_bar']}, exit bar {t['exit_bar']}")
     t = out["targets"]
     if t["inline_whole_file_s"] is not None:
         print(f"target (a) inline whole file <= 60 s: {t['inline_whole_file_s']:.1f} s "

@@ -59,7 +59,7 @@ from okxlab.config import AgentConfig
 from okxlab.db import models as m
 from okxlab.db.models import Replay, utcnow
 from okxlab.db.ops import audit
-from okxlab.domain import Account, Instrument, Position, SymbolMarket, TradingState
+from okxlab.domain import Account, Instrument, Position, SymbolMarket
 from okxlab.errors import UserError
 from okxlab.execution import ledger
 from okxlab.execution.orders import OKX_STATES, cl_ord_id_for
@@ -1089,10 +1089,6 @@ def _quality_risk(view: SeriesView, window: int, limits: QualityLimits, bar_ms: 
 def run_inprocess(env: StageEnv, replay: Replay, simulator: Simulator, *, mode: str,
                   progress: Progress | None = None, full_records: bool | None = None) -> InProcessResult:
     return InProcessReplay(env, replay, simulator, mode=mode, progress=progress, full_records=full_records).run()
-
-
-def trading_state_name(state: risk_state.RiskState) -> str:  # pragma: no cover - convenience for callers
-    return TradingState(state.trading_state).value
 
 
 def replay_in_process(env: StageEnv, *, agents: list[str], start: datetime, end: datetime, bar: str, mode: str,

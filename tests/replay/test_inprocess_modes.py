@@ -107,3 +107,28 @@ def test_inline_and_fast_replays_decide_what_the_pipeline_decides(pg_url: str, r
     for key in ("fills", "positions", "orders"):
         assert d[key] == a[key], key
     assert d["equity"] == c["equity"] and not d["plans"] and not d["stages"]
+
+
+def test_replay_range_fast_from_the_celery_command_line(sqlite_url: str, tmp_path: Path) -> None:
+    """`celery -A workers replay range --mode fast`: no workers and no simulator server needed."""
+    import os
+    import subprocess
+    import sys
+
+    from okxlab.db.migrate import upgrade
+
+    upgrade(sqlite_url)
+    config = tmp_path / "okxlab.toml"
+    config.write_text(CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OKXLAB_")}
+    env.update({"OKXLAB_CONFIG": str(config), "OKXLAB_DATABASE_URL": sqlite_url, "OKXLAB_HOME": str(tmp_path)})
+    celery = str(Path(sys.executable).with_name("celery"))
+    proc = subprocess.run([celery, "-A", "workers", "replay", "range", "--agent", "smacross", "--start",
+                           "2022-11-01T00:00Z", "--end", "2022-11-04T00:00Z", "--mode", "fast"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "(fast): 19 runs over 19 ticks" in proc.stdout and "smacross" in proc.stdout
+    bad = subprocess.run([celery, "-A", "workers", "replay", "range", "--agent", "smacross", "--start",
+                          "2022-11-01T00:00Z", "--end", "2022-11-04T00:00Z", "--mode", "fast", "--fresh-llm"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and bad.stderr.startswith("okxlab: error: ") and len(bad.stderr.splitlines()) == 1
