@@ -204,6 +204,9 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
                     audit(s, "order.resolved", f"{order.cl_ord_id} found at the exchange by clOrdId after an unknown "
                           "outcome", agent=order.agent, run_id=order.run_id)
                     return SendResult(order_id, order.state, order.ord_id)
+            with sessions.begin() as s:
+                audit(s, "order.not_found", f"{order.cl_ord_id} looked up by clOrdId after an unknown outcome: not at "
+                      "the exchange, so it is sent", agent=order.agent, run_id=order.run_id)
     except ccxt.NetworkError as exc:  # the lookup went unanswered: still unknown, and the claim is given up
         raise _unknown(sessions, order_id, now, exc) from exc
     try:
