@@ -41,8 +41,11 @@ def plan_record(ctx: StageContext) -> StageResult:
                             prompt=call.prompt, prompt_sha256=call.prompt_sha256, response=call.response,
                             tokens_in=call.tokens_in, tokens_out=call.tokens_out, cost_usd=call.cost_usd,
                             latency_ms=call.latency_ms, cached=call.cached, error=call.error))
+    # Counted for `runs show` only; the document is still unchecked here (validate judges it), so it may be
+    # anything a model wrote: "decisions" null, a string, an object.
+    decisions = result.document.get("decisions") if isinstance(result.document, dict) else None
     output = {"planner": result.planner, "llm_calls": len(result.llm_calls), "prompt_sha256": result.prompt_sha256,
-              "decisions": len(result.document.get("decisions", [])) if isinstance(result.document, dict) else None}
+              "decisions": len(decisions) if isinstance(decisions, list) else None}
     if result.error and result.error.startswith("llm_error"):
         output["error"] = result.error
         return StageResult(output=output, end=("failed", result.error))
