@@ -59,8 +59,8 @@ def validate_stage(ctx: StageContext) -> StageResult:
     plan = s.scalar(select(PlanRecord).where(PlanRecord.run_id == run.id))
     if plan is None:
         raise LookupError(f"run {run.id} has no plan record")
-    if plan.document is None:
-        problems = [Problem("", plan.error or "the planner produced no JSON plan")]
+    if plan.document is None:  # the planner's error already says invalid_plan; the reason below says it once
+        problems = [Problem("", (plan.error or "the planner produced no JSON plan").removeprefix("invalid_plan: "))]
     else:
         problems = validate_plan(plan.document, list(agent.symbols))
     agent_row = s.get(Agent, agent.name)

@@ -80,7 +80,8 @@ def test_hostile_model_answers_never_trade_and_every_run_says_why(pg_url: str, r
     outcomes, wrong = [], []
     for run in runs:
         entry = entry_for(int(run.agent.rsplit("-", 1)[1]), tick[run.scheduled_for])
-        ok = run.status == entry.status and entry.reason in (run.reason or "")
+        ok = (run.status == entry.status and entry.reason in (run.reason or "")
+              and not (run.reason or "").startswith("invalid_plan: invalid_plan"))  # said once, clearly
         outcomes.append((entry, run, ok))
         if not ok:
             wrong.append(f"{entry.family} / {entry.label}: expected {entry.status} ({entry.reason}), "
