@@ -56,8 +56,9 @@ def add(name: str, every: str | None, cron: str | None, agent: str | None) -> No
     if bool(every) == bool(cron):
         raise UserError("give exactly one of --every INTERVAL or --cron 'CRONTAB'")
     parsed = parse_schedule("interval" if every else "crontab", every or cron or "")
+    cfg = config()  # the agents it will run come from the config file: a malformed one is refused here
     if agent:
-        config().agent(agent)  # unknown agents are refused here
+        cfg.agent(agent)  # unknown agents are refused here
     if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
         raise UserError("a schedule name is 1-64 letters, digits, '-' or '_'")
     with open_db().begin() as s:
