@@ -7,7 +7,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 
 AUTH_FLAGS = ("--basic-auth", "--basic_auth", "--auth")
 
@@ -32,6 +32,21 @@ app = Celery("okxlab")
 app.config_from_object("celeryconfig")
 
 log = logging.getLogger("okxlab.worker")
+
+
+@worker_init.connect
+def _refuse_unreadable_settings(**_kwargs) -> None:  # noqa: ANN003
+    """A worker that cannot read its config file (or its order settings) could run no stage: it refuses to
+    start, in one line, rather than run and fail every task it is given."""
+    from okxlab.config import load_config
+    from okxlab.errors import UserError
+    from okxlab.execution.orders import claim_ttl
+
+    try:
+        load_config()
+        claim_ttl()
+    except UserError as exc:
+        raise SystemExit(f"okxlab: error: {exc}") from None  # not an Exception: celery's signal lets it through
 
 
 @worker_process_init.connect
