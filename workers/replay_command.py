@@ -110,6 +110,10 @@ def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: s
         if mode != "pipeline":
             _in_process(env, list(agents), begin, finish_at, bar, mode, data_paths, offline_planners, fresh_llm)
             return
+        for cfg in cfgs:  # before anything is written: an agent that cannot plan would fail every run
+            problem = None if offline_planners else env.planners.check(cfg)
+            if problem:
+                raise UserError(problem)
         admin = AdminClient(config.sim_url, timeout=10)
         try:
             admin.health()
