@@ -1,0 +1,165 @@
+"""Bad operator input, through the real commands (`okxlab ...`, `celery -A workers ...` as processes).
+
+Malformed config files, unknown agents, invalid schedules, a wrong exchange mode, missing keys, bad worker
+settings: each must end with one clear line on stderr (`okxlab: error: ...` naming what is wrong), a non-zero
+exit, no traceback, and nothing written: the database's rows are the same before and after every command,
+and the okxlab home directory is never created.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from okxlab.config import load_config
+from okxlab.db import models as m
+from okxlab.db.bootstrap import prepare
+from okxlab.db.session import session_scope
+from okxlab.simulator.server import SimServer
+from okxlab.simulator.simulator import Simulator
+from tests.reliability.harness import Results
+
+BIN = Path(sys.executable).parent
+VALID_AGENT = '[[agents]]\nname = "a"\nplanner = "strategy"\nstrategy = "builtin:buy_and_hold"\nsymbols = ["BTC-USDT-SWAP"]\n'
+CONFIGS = {
+    "not_toml": '[[agents]\nname = "a"\n',
+    "unknown_section": "[exchnage]\nmode = 'sim'\n" + VALID_AGENT,
+    "no_symbols": '[[agents]]\nname = "a"\nplanner = "strategy"\nstrategy = "builtin:buy_and_hold"\n',
+    "unknown_agent_key": VALID_AGENT + 'levrage = 3\n',
+    "unknown_risk_key": "[risk]\nmax_lev = 3\n" + VALID_AGENT,
+    "llm_without_settings": '[[agents]]\nname = "a"\nplanner = "llm"\nsymbols = ["BTC-USDT-SWAP"]\n',
+    "duplicate_agents": VALID_AGENT + VALID_AGENT,
+    "paper_mode": "[exchange]\nmode = 'paper'\n" + VALID_AGENT,
+}
+ADD = ["okxlab", "schedules", "add", "nightly", "--every", "1h"]  # a command that writes, if let through
+REPLAY = ["celery", "-A", "workers", "replay", "range", "--start", "2022-11-01T00:00Z", "--end", "2022-11-01T08:00Z"]
+WORKER = ["celery", "-A", "workers", "worker", "-Q", "snapshot", "--pool", "threads", "-c", "1"]
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    label: str
+    argv: list[str]
+    expected: str
+    env: dict[str, str] = field(default_factory=dict)
+    config: str | None = None  # a key of CONFIGS, or "missing"
+
+
+CASES = [
+    Case("malformed config", "not TOML", ADD, "is not valid TOML", config="not_toml"),
+    Case("malformed config", "unknown section", ADD, "unknown section(s) exchnage", config="unknown_section"),
+    Case("malformed config", "agent without symbols", ADD, "symbols must be a non-empty list", config="no_symbols"),
+    Case("malformed config", "unknown agent key", ADD, "unknown key(s) levrage", config="unknown_agent_key"),
+    Case("malformed config", "unknown risk limit", ADD, "max_lev", config="unknown_risk_key"),
+    Case("malformed config", "LLM agent without [agents.llm]", ADD, "needs an [agents.llm] table",
+         config="llm_without_settings"),
+    Case("malformed config", "agent declared twice", ADD, "declared twice: a", config="duplicate_agents"),
+    Case("malformed config", "config file missing", ADD, "does not exist", config="missing"),
+    Case("malformed config", "worker on a malformed config", WORKER, "is not valid TOML", config="not_toml"),
+    Case("unknown agent", "agents halt", ["okxlab", "agents", "halt", "ghost", "--reason", "test"],
+         "unknown agent 'ghost'"),
+    Case("unknown agent", "schedule for an unknown agent", [*ADD, "--agent", "ghost"], "unknown agent 'ghost'"),
+    Case("unknown agent", "replay range", [*REPLAY, "--agent", "ghost"], "unknown agent 'ghost'"),
+    Case("invalid schedule", "crontab minute 61", ["okxlab", "schedules", "add", "x", "--cron", "61 * * * *"],
+         "crontab '61 * * * *' is not valid"),
+    Case("invalid schedule", "crontab with 3 fields", ["okxlab", "schedules", "add", "x", "--cron", "* * *"],
+         "must have 5 fields"),
+    Case("invalid schedule", "interval not dividing a day", ["okxlab", "schedules", "add", "x", "--every", "7m"],
+         "does not divide a day evenly"),
+    Case("invalid schedule", "interval too short", ["okxlab", "schedules", "add", "x", "--every", "5s"],
+         "shorter than the minimum"),
+    Case("wrong exchange mode", "[exchange] mode = paper", ADD, "mode 'paper' is not one of sim, demo, live",
+         config="paper_mode"),
+    Case("wrong exchange mode", "OKX_MODE=paper", ["okxlab", "agents", "flatten", "trend", "--yes"],
+         "exchange mode 'paper' is not one of sim, demo, live", env={"OKX_MODE": "paper"}),
+    Case("wrong exchange mode", "OKX_MODE=live without the switch", ["okxlab", "agents", "flatten", "trend", "--yes"],
+         "live trading is disabled", env={"OKX_MODE": "live"}),
+    Case("missing keys", "OKX demo without credentials", ["okxlab", "agents", "flatten", "trend", "--yes"],
+         "OKX demo trading needs credentials", env={"OKX_MODE": "demo"}),
+    Case("missing keys", "LLM agent without its API key", [*REPLAY, "--agent", "deepseek"],
+         "DEEPSEEK_API_KEY is not set"),
+    Case("bad setting", "visibility timeout 'never'", WORKER, "OKXLAB_BROKER_VISIBILITY_TIMEOUT='never'",
+         env={"OKXLAB_BROKER_VISIBILITY_TIMEOUT": "never"}),
+    Case("bad setting", "order claim TTL 0", WORKER, "OKXLAB_ORDER_CLAIM_TTL='0'", env={"OKXLAB_ORDER_CLAIM_TTL": "0"}),
+    Case("bad setting", "report time 25:00", ["celery", "-A", "workers", "beat"], "OKXLAB_REPORT_TIME='25:00'",
+         env={"OKXLAB_REPORT_TIME": "25:00"}),
+]
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr's lines, without the warning celery prints when a worker runs as root (as in some CI boxes)."""
+    out, skipping = [], False
+    for line in stderr.splitlines():
+        if "SecurityWarning: You're running the worker with superuser privileges" in line:
+            skipping = True
+        if not skipping and line.strip():
+            out.append(line)
+        if skipping and "_warn_or_raise_security_error" in line:
+            skipping = False
+    return out
+
+
+def rows(db_url: str) -> dict[str, int]:
+    with session_scope(db_url) as s:
+        return {model.__tablename__: s.scalar(select(func.count()).select_from(model))
+                for model in m.Base.__subclasses__() if hasattr(model, "__tablename__")}
+
+
+@pytest.fixture
+def setting(pg_url: str, tmp_path: Path):  # noqa: ANN201
+    """A migrated database with the packaged config's agents and schedules, and a simulator answering."""
+    prepare(load_config(), pg_url)
+    with SimServer(Simulator(agents=load_config())) as sim:
+        yield pg_url, sim.url, tmp_path
+
+
+def run_case(case: Case, db_url: str, sim_url: str, tmp: Path) -> tuple[Case, subprocess.CompletedProcess, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OKXLAB_", "OKX_", "LIVE_TRADING", "DEEPSEEK",
+                                                                    "DASHSCOPE"))}
+    env.update({"OKXLAB_DATABASE_URL": db_url, "OKXLAB_HOME": str(tmp / "home"), "OKXLAB_SIM_URL": sim_url,
+                "OKXLAB_BROKER_URL": "redis://127.0.0.1:1/0", **case.env})
+    if case.config == "missing":
+        env["OKXLAB_CONFIG"] = str(tmp / "no-such-okxlab.toml")
+    elif case.config:
+        path = tmp / f"{case.config}.toml"
+        path.write_text(CONFIGS[case.config])
+        env["OKXLAB_CONFIG"] = str(path)
+    started = time.monotonic()
+    argv = [str(BIN / case.argv[0]), *case.argv[1:]]
+    try:
+        proc = subprocess.run(argv, env=env, cwd=tmp, capture_output=True, text=True, timeout=45)
+    except subprocess.TimeoutExpired as exc:  # e.g. a worker that keeps running on a config it cannot read
+        proc = subprocess.CompletedProcess(argv, -9, str(exc.stdout or ""), f"still running after {exc.timeout} s")
+    return case, proc, time.monotonic() - started
+
+
+def test_bad_operator_input_gets_one_line_a_nonzero_exit_and_writes_nothing(setting, results: Results) -> None:  # noqa: ANN001
+    db_url, sim_url, tmp = setting
+    before = rows(db_url)
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda c: run_case(c, db_url, sim_url, tmp), CASES))
+    after = rows(db_url)
+    report, problems = [], []
+    for case, proc, _seconds in done:
+        lines = error_lines(proc.stderr)
+        ok = (proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("okxlab: error: ")
+              and case.expected in lines[0] and "Traceback" not in proc.stderr + proc.stdout)
+        report.append({"kind": case.kind, "case": case.label, "exit": proc.returncode, "line": lines[-1] if lines else "",
+                       "ok": ok})
+        if not ok:
+            problems.append(f"{case.label}: exit {proc.returncode}, stderr: {proc.stderr[-600:]!r}")
+    results.record("operator_input", cases=len(CASES), one_clear_line=sum(r["ok"] for r in report),
+                   nonzero_exit=sum(r["exit"] != 0 for r in report), rows_changed=before != after,
+                   home_created=(tmp / "home").exists(), kinds=sorted({c.kind for c in CASES}), results=report)
+    assert problems == [], "\n".join(problems)
+    assert after == before  # nothing written
+    assert not (tmp / "home").exists()
