@@ -10,6 +10,7 @@ Clients are cached per thread (a ccxt instance is not safe to share between thre
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,22 @@ ENV_MISMATCH_CODE = "50101"  # OKX: "APIKey does not match current environment."
 # they change nothing at the exchange, and a transient error would otherwise fail the whole stage and redo
 # all its calls. Writes (POST: orders, leverage) are never repeated here: the fate of an order whose POST
 # failed is settled by looking it up (orders.py).
+SECRET_HEADERS = frozenset({"OK-ACCESS-KEY", "OK-ACCESS-PASSPHRASE", "OK-ACCESS-SIGN"})
+
+
+class _MaskSecretHeaders(logging.Filter):
+    """ccxt logs every request's headers at DEBUG, the API key and passphrase among them: those are masked, so
+    a worker run with --loglevel DEBUG writes no credential to its log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, dict) for a in record.args):
+            record.args = tuple({k: "***" if str(k).upper() in SECRET_HEADERS else v for k, v in a.items()}
+                                if isinstance(a, dict) else a for a in record.args)
+        return True
+
+
+logging.getLogger("ccxt.base.exchange").addFilter(_MaskSecretHeaders())
+
 READ_RETRY = Retry(total=3, connect=2, read=0, status=3, backoff_factor=0.2,
                    status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
                    respect_retry_after_header=True, raise_on_status=False)

@@ -54,9 +54,9 @@ class Lab:
                           sim_url=self.sim.url, home=self.tmp / "home", extra={**self.extra_env, **extra})
 
     def worker(self, name: str, *, pool: str = "threads", concurrency: int = 8, start: bool = True,
-               **extra: str) -> Worker:
+               loglevel: str = "INFO", **extra: str) -> Worker:
         w = Worker(f"{name}-{uuid.uuid4().hex[:6]}", self.worker_env(**extra), self.tmp / "logs", pool=pool,
-                   concurrency=concurrency)
+                   concurrency=concurrency, loglevel=loglevel)
         self.workers.append(w)
         return w.start() if start else w
 

@@ -215,8 +215,9 @@ class Worker:
     """`celery -A workers worker` consuming every stage queue (and dispatch), as a separate process."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, *, pool: str = "threads",
-                 concurrency: int = 8, queues: Iterable[str] = (*STAGES, "dispatch")) -> None:
+                 concurrency: int = 8, queues: Iterable[str] = (*STAGES, "dispatch"), loglevel: str = "INFO") -> None:
         self.name = name
+        self.loglevel = loglevel
         self.env = env
         self.pool = pool
         self.concurrency = concurrency
@@ -235,7 +236,7 @@ class Worker:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [CELERY, "-A", "workers", "worker", "-Q", ",".join(self.queues), "--pool", self.pool,
-                 "-c", str(self.concurrency), "--hostname", f"{self.name}@%h", "--loglevel", "INFO",
+                 "-c", str(self.concurrency), "--hostname", f"{self.name}@%h", "--loglevel", self.loglevel,
                  "--without-mingle", "--without-gossip", "--without-heartbeat"],
                 env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.started_at = time.monotonic()
