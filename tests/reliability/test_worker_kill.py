@@ -8,9 +8,9 @@ that need no test-only code in okxlab:
   insert (quality_checks, features, plan_validations, risk_verdicts), so the stage waits on Postgres inside
   its record transaction;
 - plan: the model (a local OpenAI-compatible server) does not answer until released;
-- order: the world delays one exchange call of the order stage: `set-leverage` (the order is claimed, not
-  yet sent), `trade/batch-orders` (what ccxt places orders with: sent, and accepted by the exchange after the
-  worker is dead) or `trade/fills` (placed and filled; the fills are being fetched).
+- order: the world delays one exchange call of the order stage: `set-leverage` (the order row exists, not yet
+  claimed nor sent), `trade/batch-orders` (what ccxt places orders with: claimed and sent, and accepted by the
+  exchange after the worker is dead) or `trade/fills` (placed and filled; the fills are being fetched).
 
 Then the worker is killed, the holds are released, and the runs must complete through one of the three
 recovery paths: Redis redelivery after the visibility timeout to a restarted worker, the reconciler, or
@@ -165,7 +165,8 @@ def make_trial(lab: Lab, model: HeldModel, stage: str, tick: datetime, order_hol
     if stage == "order":
         run = world_run(lab.env, lab.admin, world_url, "k-order", tick,
                         faults={"latency_ms": HOLD_S * 1000, "paths": [order_hold]})
-        wanted = "filled" if order_hold == "trade/fills" else "submitting"
+        # set-leverage comes before the claim (the order is still new), the placement inside it, fills after it
+        wanted = {"account/set-leverage": "new", "trade/batch-orders": "submitting", "trade/fills": "filled"}[order_hold]
         return Trial(stage, run, lambda: (stage_status(lab.env, run.run_id, stage) == "running"
                                           and _order_state(lab, run.run_id) == wanted),
                      lambda: lab.admin.set_faults(run.world), f"exchange call {order_hold} in flight")
