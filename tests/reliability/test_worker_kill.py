@@ -54,7 +54,7 @@ SYMBOL = "BTC-USDT-SWAP"
 HOLD_S = 8.0  # how long the order stage's exchange call is delayed (it must outlast the set-up of a round)
 # An order claim left by the killed worker protects a send that may still be in flight; it must outlast
 # HOLD_S (the delayed request lands that late). 60 s in production; shorter here to keep the suite short.
-CLAIM_TTL_S = 12
+CLAIM_TTL_S = 10
 
 
 def _buy_and_hold(name: str) -> str:
@@ -258,7 +258,7 @@ def test_killed_worker_redelivered_by_redis_to_a_new_worker(lab: Lab, held_model
     """SIGKILL the whole worker (threads pool); Redis redelivers its unacknowledged messages to a new one."""
     sender = lab.sender()
     worker = lab.worker("kill-redeliver", concurrency=10, OKXLAB_BROKER_VISIBILITY_TIMEOUT=str(VISIBILITY_S))
-    trials = hold_round(lab, held_model, sender.start_run, START, ORDER_HOLDS[1])
+    trials = hold_round(lab, held_model, sender.start_run, START, ORDER_HOLDS[2])
     killed_at = utcnow()
     worker.kill()
     for t in trials:
@@ -297,7 +297,9 @@ def test_killed_pool_processes_requeued_by_the_worker(lab: Lab, held_model: Held
     messages at once (task_reject_on_worker_lost) and starts new pool processes."""
     sender = lab.sender()
     worker = lab.worker("kill-pool", pool="prefork", concurrency=8)
-    trials = hold_round(lab, held_model, sender.start_run, START, ORDER_HOLDS[2])
+    # The order is in flight when its pool process dies: the requeued stage finds the claim fresh, waits for
+    # it (OrderBusy, retried when it expires), then finds the order by clOrdId.
+    trials = hold_round(lab, held_model, sender.start_run, START, ORDER_HOLDS[1])
     killed_at = utcnow()
     killed = worker.kill_pool_processes()
     assert len(killed) == 8
