@@ -699,15 +699,16 @@ class InProcessReplay:
         agent.flat_account = None  # the account changes with this order
         spec = world.spec(row["symbol"])
         now = utcnow()
-        row.update(send_attempts=1, claimed_at=now)
-        self._order_event(row, "submitting", now)
         if row["leverage"] and not row["reduce_only"] and \
                 world.accounts[agent.api_key].lever(row["symbol"]) != float(row["leverage"]):
-            # (setting the leverage the account already has changes nothing at the exchange: not asked again)
+            # Account set-up before the claim, as execution.orders does (setting the leverage the account already
+            # has changes nothing at the exchange: it is not asked again).
             got = world.call("POST", "account/set-leverage", body={"lever": row["leverage"], "mgnMode": "cross",
                                                                     "instId": row["symbol"]}, api_key=agent.api_key)
-            if got.get("code") != "0":  # ccxt raises; the order stage fails and the run with it
+            if got.get("code") != "0":  # ccxt raises: the order stays new, the stage fails and the run with it
                 raise _StageFailed(f"ExchangeError: okx {got.get('code')}: {got.get('msg')}")
+        row.update(send_attempts=1, claimed_at=now)
+        self._order_event(row, "submitting", now)
         req: dict[str, Any] = {"instId": row["symbol"], "side": row["side"], "ordType": row["order_type"],
                                "sz": spec.fmt_sz(row["contracts"]), "tdMode": "cross"}
         if row["price"] is not None:
