@@ -153,8 +153,8 @@ def test_bad_operator_input_gets_one_line_a_nonzero_exit_and_writes_nothing(sett
         lines = error_lines(proc.stderr)
         ok = (proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("okxlab: error: ")
               and case.expected in lines[0] and "Traceback" not in proc.stderr + proc.stdout)
-        report.append({"kind": case.kind, "case": case.label, "exit": proc.returncode, "line": lines[-1] if lines else "",
-                       "ok": ok})
+        shown = (lines[-1] if lines else "").replace(str(tmp), "<tmp>")  # the test's own directory, for the report
+        report.append({"kind": case.kind, "case": case.label, "exit": proc.returncode, "line": shown, "ok": ok})
         if not ok:
             problems.append(f"{case.label}: exit {proc.returncode}, stderr: {proc.stderr[-600:]!r}")
     results.record("operator_input", cases=len(CASES), one_clear_line=sum(r["ok"] for r in report),
