@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def test_configured_secrets_appear_nowhere_okxlab_writes(pg_url: str, tmp_path: 
         outputs["unreachable database"] = no_db.stdout + no_db.stderr
         worker.stop()
         outputs["worker log"] = lab.logs()
-    statuses = {r.agent: r.status for r in runs}
+    statuses = {agent: dict(Counter(r.status for r in runs if r.agent == agent)) for agent in sorted({r.agent for r in runs})}
     files = {str(p.relative_to(reports)): p.read_bytes().decode("utf-8", "replace") for p in reports.rglob("*")
              if p.is_file()}
     mails = [msg.data.decode("utf-8", "replace") for msg in starttls_server.inbox.messages]
@@ -170,13 +171,14 @@ def test_configured_secrets_appear_nowhere_okxlab_writes(pg_url: str, tmp_path: 
                         *((f"email {i}", mail) for i, mail in enumerate(mails))]:
         found += leaks(where, blob)
     failed_reasons = sorted({(r.agent, (r.reason or "")[:120]) for r in runs if r.status == "failed"})
-    results.record("secrets", secrets=list(SECRETS), runs=len(runs), statuses=dict(sorted(statuses.items())),
+    results.record("secrets", secrets=list(SECRETS), runs=len(runs), statuses=statuses,
+                   completed=sum(r.status == "completed" for r in runs),
                    places_searched=2 + len(outputs) + len(files) + len(mails), report_files=len(files),
                    emails=len(mails), failed_runs_reasons=failed_reasons, leaks=found)
     assert found == [], found
     # The run was real: every agent ran, the key-echoing model and the refused passphrase made runs fail with a
     # reason, the report went out by email, and the failed login and the lost database each said so in a line.
-    assert result.runs == 6 and statuses.get("keyed-rules") == "completed"
+    assert result.runs == 6 and statuses["keyed-rules"] == {"completed": 2}
     assert any("llm_error" in reason for _, reason in failed_reasons)
     assert any(agent == "wrong-pass" and "50105" in reason for agent, reason in failed_reasons)
     assert sent.returncode == 0 and len(mails) == 1 and files
