@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg2

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from okxlab.agents import sync_agents
 from okxlab.cli.common import config, echo_json, open_db, table
-from okxlab.db.models import Agent, EquitySnapshot, Run, utcnow
+from okxlab.db.models import EquitySnapshot, RiskStateRecord, Run, utcnow
 from okxlab.domain import TradingState
 from okxlab.errors import UserError
-from okxlab.risk.stage import change_trading_state
+from okxlab.risk.stage import change_trading_state, state_row
 
 
 def actor() -> str:
@@ -27,64 +27,71 @@ def agents() -> None:
     """Agents: their planners, trading states and equity."""
 
 
+def _latest_book(s, agent: str) -> str | None:  # noqa: ANN001
+    """The book of the agent's most recent run (what `agents list` shows by default)."""
+    return s.scalars(select(Run.book).where(Run.agent == agent).order_by(Run.created_at.desc()).limit(1)).first()
+
+
 @agents.command("list")
+@click.option("--book", help="Whose account: sim | demo | live | replay:<id> (default: each agent's latest).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(as_json: bool) -> None:
-    """Every configured agent with its trading state and latest equity."""
+def list_(book: str | None, as_json: bool) -> None:
+    """Every configured agent with its trading state and equity in one book."""
     cfg = config()
     with open_db()() as s:
         rows = []
         for a in cfg.agents:
-            row = s.get(Agent, a.name)
-            eq = s.scalars(select(EquitySnapshot).where(EquitySnapshot.agent == a.name)
+            shown = book or _latest_book(s, a.name) or cfg.exchange_mode(a)
+            state = s.get(RiskStateRecord, (a.name, shown))
+            eq = s.scalars(select(EquitySnapshot).where(EquitySnapshot.agent == a.name, EquitySnapshot.book == shown)
                            .order_by(EquitySnapshot.ts.desc(), EquitySnapshot.id.desc()).limit(1)).first()
-            n_runs = s.scalar(select(func.count()).select_from(Run).where(Run.agent == a.name))
+            n_runs = s.scalar(select(func.count()).select_from(Run).where(Run.agent == a.name, Run.book == shown))
             planner = a.strategy if a.planner == "strategy" else f"{a.llm.get('provider')}/{a.llm.get('model')}"
             rows.append({"name": a.name, "planner": a.planner, "uses": planner, "symbols": list(a.symbols),
-                         "trading_state": row.trading_state if row else "ACTIVE",
-                         "state_reason": row.state_reason if row else None,
-                         "state_changed_at": row.state_changed_at if row else None,
-                         "equity": eq.equity if eq else a.initial_equity, "equity_book": eq.book if eq else None,
+                         "book": shown, "trading_state": state.trading_state if state else "ACTIVE",
+                         "state_reason": state.state_reason if state else None,
+                         "state_changed_at": state.state_changed_at if state else None,
+                         "equity": eq.equity if eq else a.initial_equity, "equity_book": shown,
                          "equity_at": eq.ts if eq else None,
                          "return_pct": ((eq.equity / a.initial_equity - 1) * 100) if eq else 0.0, "runs": n_runs})
     if as_json:
         echo_json(rows)
         return
-    click.echo(table(["AGENT", "PLANNER", "SYMBOLS", "STATE", "EQUITY", "RETURN", "BOOK", "RUNS"],
-                     [[r["name"], r["uses"], ",".join(r["symbols"]),
+    click.echo(table(["AGENT", "PLANNER", "SYMBOLS", "BOOK", "STATE", "EQUITY", "RETURN", "RUNS"],
+                     [[r["name"], r["uses"], ",".join(r["symbols"]), r["book"],
                        r["trading_state"] + (f" ({r['state_reason']})" if r["state_reason"] else ""),
-                       r["equity"], f"{r['return_pct']:+.2f}%", r["equity_book"] or "(no runs)", r["runs"]]
-                      for r in rows]))
+                       r["equity"], f"{r['return_pct']:+.2f}%", r["runs"]] for r in rows]))
 
 
-def _change(name: str, target: TradingState, reason: str | None) -> None:
+def _change(name: str, book: str | None, target: TradingState, reason: str | None) -> None:
     cfg = config()
-    cfg.agent(name)  # unknown agents are refused with the list of known ones
+    agent_cfg = cfg.agent(name)  # unknown agents are refused with the list of known ones
+    book = book or cfg.exchange_mode(agent_cfg)
     with open_db().begin() as s:
         sync_agents(s, cfg)
-        agent = s.get(Agent, name)
-        if target != TradingState.ACTIVE and agent.trading_state == target.value:
-            raise UserError(f"agent {name} is already {target.value}")
-        if target == TradingState.ACTIVE and agent.trading_state == TradingState.ACTIVE.value:
-            raise UserError(f"agent {name} is already ACTIVE")
-        change_trading_state(s, agent, target, by=actor(), now=utcnow(), reason=reason)
-    click.echo(f"agent {name} is now {target.value}" + (f" ({reason})" if reason else ""))
+        current = state_row(s, name, book).trading_state
+        if current == target.value:
+            raise UserError(f"agent {name} is already {target.value} in book {book}")
+        change_trading_state(s, name, book, target, by=actor(), now=utcnow(), reason=reason)
+    click.echo(f"agent {name} is now {target.value} in book {book}" + (f" ({reason})" if reason else ""))
 
 
 @agents.command()
 @click.argument("name")
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
 @click.option("--reduce-only", is_flag=True, help="Allow closing and reducing only, instead of a full halt.")
-def halt(name: str, reason: str, reduce_only: bool) -> None:
+@click.option("--book", help="Whose account (default: the agent's exchange mode: sim, demo or live).")
+def halt(name: str, reason: str, reduce_only: bool, book: str | None) -> None:
     """Stop an agent opening positions (closing is always allowed)."""
-    _change(name, TradingState.REDUCE_ONLY if reduce_only else TradingState.HALTED, reason)
+    _change(name, book, TradingState.REDUCE_ONLY if reduce_only else TradingState.HALTED, reason)
 
 
 @agents.command()
 @click.argument("name")
-def resume(name: str) -> None:
-    """Return a halted or reduce-only agent to ACTIVE (counters reset)."""
-    _change(name, TradingState.ACTIVE, None)
+@click.option("--book", help="Whose account (default: the agent's exchange mode: sim, demo or live).")
+def resume(name: str, book: str | None) -> None:
+    """Return a halted or reduce-only agent to ACTIVE (counters reset, a new drawdown epoch)."""
+    _change(name, book, TradingState.ACTIVE, None)
 
 
 @agents.command()

@@ -76,6 +76,19 @@ class Agent(Base):
     planner: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(Text, default="")
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)  # non-secret config snapshot
+    initial_equity: Mapped[float] = mapped_column(Float, default=10_000.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RiskStateRecord(Base):
+    """An agent's trading state in one book. Each book is its own account, so a replay that halts an agent
+    leaves the agent's live trading alone, and a fresh replay starts ACTIVE."""
+
+    __tablename__ = "risk_states"
+
+    agent: Mapped[str] = mapped_column(ForeignKey("agents.name"), primary_key=True)
+    book: Mapped[str] = mapped_column(String(24), primary_key=True)
     trading_state: Mapped[str] = mapped_column(String(12), default="ACTIVE")
     state_reason: Mapped[str | None] = mapped_column(Text)
     state_changed_at: Mapped[datetime | None]
@@ -84,8 +97,6 @@ class Agent(Base):
     daily_loss_day: Mapped[date | None] = mapped_column(Date)  # UTC day the daily loss breaker tripped
     # A human's resume starts a new drawdown epoch: the peak counts only equity snapshots after this one.
     drawdown_reset_snapshot_id: Mapped[int | None] = mapped_column(Integer)
-    initial_equity: Mapped[float] = mapped_column(Float, default=10_000.0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

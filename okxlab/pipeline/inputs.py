@@ -13,7 +13,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from okxlab.config import AgentConfig
-from okxlab.db.models import AccountSnapshot, Agent, EquitySnapshot, FeatureSet, MarketSnapshot, Order, Run
+from okxlab.db.models import (
+    AccountSnapshot,
+    EquitySnapshot,
+    FeatureSet,
+    MarketSnapshot,
+    Order,
+    RiskStateRecord,
+    Run,
+)
 from okxlab.domain import Account, Position, SymbolMarket
 from okxlab.execution.exchange import instrument_from_json
 
@@ -63,7 +71,8 @@ def load_account(session: Session, run: Run, agent: AgentConfig, as_of: datetime
         ))
     equity = snap.equity
     in_book = [EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts < as_of]
-    reset = session.scalar(select(Agent.drawdown_reset_snapshot_id).where(Agent.name == run.agent))
+    reset = session.scalar(select(RiskStateRecord.drawdown_reset_snapshot_id)
+                           .where(RiskStateRecord.agent == run.agent, RiskStateRecord.book == run.book))
     if reset is not None:  # resumed by a human: drawdown is measured from the resume on
         in_book.append(EquitySnapshot.id > reset)
     peak = session.scalar(select(func.max(EquitySnapshot.equity)).where(*in_book))

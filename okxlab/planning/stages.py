@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from okxlab.db.models import Agent, LlmCallRecord, PlanRecord, PlanValidation, Run
+from okxlab.db.models import LlmCallRecord, PlanRecord, PlanValidation, Run
 from okxlab.pipeline.env import StageEnv
 from okxlab.pipeline.inputs import load_account, load_markets
 from okxlab.pipeline.stages import StageContext, StageResult
@@ -53,7 +53,7 @@ def plan_record(ctx: StageContext) -> StageResult:
 
 
 def validate_stage(ctx: StageContext) -> StageResult:
-    from okxlab.risk.stage import load_risk_state, record_invalid_plan  # the risk engine owns the counters
+    from okxlab.risk.stage import record_invalid_plan, state_row  # the risk engine owns the counters
 
     run, agent, s = ctx.run, ctx.agent, ctx.session
     plan = s.scalar(select(PlanRecord).where(PlanRecord.run_id == run.id))
@@ -63,16 +63,16 @@ def validate_stage(ctx: StageContext) -> StageResult:
         problems = [Problem("", (plan.error or "the planner produced no JSON plan").removeprefix("invalid_plan: "))]
     else:
         problems = validate_plan(plan.document, list(agent.symbols))
-    agent_row = s.get(Agent, agent.name)
+    state = state_row(s, agent.name, run.book)
     if problems:
         texts = [str(p) for p in problems]
         s.add(PlanValidation(run_id=run.id, valid=False, schema_version=PLAN_SCHEMA_VERSION, problems=texts, plan=None))
-        record_invalid_plan(s, agent_row, load_risk_state(s, agent_row), agent.limits, ctx.env.now(), run.id)
+        record_invalid_plan(s, state, agent.limits, ctx.env.now(), run.id)
         reason = "invalid_plan: " + "; ".join(texts[:3]) + (f" (+{len(texts) - 3} more)" if len(texts) > 3 else "")
         return StageResult(output={"valid": False, "problems": texts[:20]}, end=("invalid_plan", reason[:1000]))
     parsed = parse_plan(plan.document)
     s.add(PlanValidation(run_id=run.id, valid=True, schema_version=PLAN_SCHEMA_VERSION, problems=[],
                          plan=parsed.to_json()))
-    agent_row.consecutive_invalid_plans = 0
+    state.consecutive_invalid_plans = 0
     actions = [f"{d.symbol}:{d.action}" for d in parsed.decisions]
     return StageResult(output={"valid": True, "decisions": actions})

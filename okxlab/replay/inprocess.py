@@ -53,7 +53,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from okxlab.config import AgentConfig
 from okxlab.db import models as m
@@ -232,19 +231,16 @@ class InProcessReplay:
         self.agents: list[_Agent] = []
         self.world: World | None = None
         self.instruments: dict[str, Instrument] = {}
-        self.global_pause = False
         self.quality_risk: dict[str, np.ndarray] = {}  # fast mode: by bars closed, runs whose checks may not pass
 
     # ---- set-up ----------------------------------------------------------------------------------------
     def _setup(self, ticks: list[datetime]) -> None:
-        from okxlab.risk.stage import global_pause, load_risk_state
+        from okxlab.risk.stage import load_risk_state, state_row
 
         name = f"replay-{self.replay.id}"
         with self.sim.lock:
             self.world = self.sim.create_world(name, clock="replay", start=int(ticks[0].timestamp() * 1000))
         with self.env.sessions.begin() as s:
-            self.global_pause = global_pause(s) is not None
-            rows = {a.name: a for a in s.scalars(select(m.Agent).where(m.Agent.name.in_(self.replay.agents)))}
             for name_ in self.replay.agents:
                 cfg = self.env.config.agent(name_)
                 planner = self.env.planners.for_agent(cfg, offline=bool(self.replay.offline_planners))
@@ -256,7 +252,8 @@ class InProcessReplay:
                 if api_key not in self.world.accounts:
                     raise UserError(f"agent {cfg.name} has no account in the simulator world")
                 self.agents.append(_Agent(cfg=cfg, api_key=api_key, planner=inner, planner_name=planner.name,
-                                          symbols=tuple(cfg.symbols), state=load_risk_state(s, rows[cfg.name]),
+                                          symbols=tuple(cfg.symbols),
+                                          state=load_risk_state(s, state_row(s, cfg.name, self.book)),
                                           initial_equity=cfg.initial_equity, limits_json=cfg.limits.to_json()))
             row = s.get(Replay, self.replay.id)
             row.exchange_url = self.replay.exchange_url = f"inprocess://{name}"
@@ -634,8 +631,7 @@ class InProcessReplay:
                                      ask=s.ask, bar=agent.cfg.bar, candles=(),
                                      features={k: v for k, v in (s.features or {}).items() if not isinstance(v, str)})
                    for sym, s in c.markets.items()}
-        state = replace(agent.state, global_pause=True) if self.global_pause else agent.state
-        outcome = assess_plan(plan, c.account, markets, agent.cfg.limits, state, c.tick)
+        outcome = assess_plan(plan, c.account, markets, agent.cfg.limits, agent.state, c.tick)
         self._persist(agent, risk_state.Transition(outcome.state, outcome.changes), c.run_id)
         inputs = {"plan_validation_id": c.validation_id, "account_snapshot_id": c.account_id,
                   "market_snapshot_ids": {sym: s.id for sym, s in c.markets.items()},
@@ -935,9 +931,11 @@ class InProcessReplay:
             for rec in [*agent.closed_records, *agent.open_records.values()]:
                 self.writer.add(m.PositionRecord, _row(rec))
         self.writer.flush()
+        from okxlab.risk.stage import state_row
+
         with self.env.sessions.begin() as s:
             for agent in self.agents:
-                row = s.get(m.Agent, agent.cfg.name)
+                row = state_row(s, agent.cfg.name, self.book)
                 st = agent.state
                 row.trading_state, row.state_reason, row.state_changed_at = (st.trading_state.value, st.reason,
                                                                              st.since)

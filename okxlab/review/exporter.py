@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from okxlab.db.models import Agent, EquitySnapshot, Order, Reconciliation, Run, StageRecord, utcnow
+from okxlab.db.models import EquitySnapshot, Order, Reconciliation, RiskStateRecord, Run, StageRecord, utcnow
 from okxlab.risk.stage import global_pause
 
 RECENT = timedelta(hours=24)
@@ -62,11 +62,11 @@ class OkxlabCollector(Collector):
                 equity.add_metric([agent, book], value)
             yield equity
 
-            state = GaugeMetricFamily("okxlab_agent_trading_state", "1 for the agent's current trading state",
-                                      labels=["agent", "state"])
-            for agent in s.scalars(select(Agent)):
+            state = GaugeMetricFamily("okxlab_agent_trading_state", "1 for the agent's current trading state, by book",
+                                      labels=["agent", "book", "state"])
+            for row in s.scalars(select(RiskStateRecord)):
                 for name in TRADING_STATES:
-                    state.add_metric([agent.name, name], 1.0 if agent.trading_state == name else 0.0)
+                    state.add_metric([row.agent, row.book, name], 1.0 if row.trading_state == name else 0.0)
             yield state
 
             open_orders = GaugeMetricFamily("okxlab_orders_open", "Orders sent and not yet finished, by agent",

@@ -2,7 +2,8 @@
 
 The engine (engine.py, state.py) is pure; this module loads its inputs from the run's records, stores one
 verdict per decision with the identifiers of what it was judged on, and persists state changes (halts,
-breakers, counters) on the agent with an audit event for each.
+breakers, counters) per agent and book, with an audit event for each. Each book is its own account, so each
+has its own trading state: a replay that halts an agent leaves its live trading alone.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from okxlab.db.models import (
     AccountSnapshot,
-    Agent,
     EquitySnapshot,
     MarketSnapshot,
     PlanValidation,
+    RiskStateRecord,
     RiskVerdictRecord,
+    utcnow,
 )
-from okxlab.db.ops import audit, get_control
+from okxlab.db.ops import audit, get_control, insert_ignore
 from okxlab.domain import OrderIntent, TradingState
 from okxlab.pipeline.inputs import load_account, load_markets
 from okxlab.pipeline.stages import StageContext, StageResult
@@ -39,51 +41,68 @@ def global_pause(session: Session) -> dict[str, Any] | None:
     return value if value and value.get("paused") else None
 
 
-def load_risk_state(session: Session, agent: Agent) -> risk_state.RiskState:
+def pause_applies(book: str) -> bool:
+    """The global pause is the operator's switch for trading accounts; replays of history are not trading."""
+    return not book.startswith("replay:")
+
+
+def state_row(session: Session, agent: str, book: str) -> RiskStateRecord:
+    """The agent's trading state in `book`, created ACTIVE the first time the book is traded."""
+    row = session.get(RiskStateRecord, (agent, book))
+    if row is None:
+        insert_ignore(session, RiskStateRecord, [{"agent": agent, "book": book, "trading_state": "ACTIVE",
+                                                   "consecutive_invalid_plans": 0, "consecutive_rejections": 0,
+                                                   "updated_at": utcnow()}], ["agent", "book"])
+        row = session.get(RiskStateRecord, (agent, book))
+    return row
+
+
+def load_risk_state(session: Session, row: RiskStateRecord) -> risk_state.RiskState:
     return risk_state.RiskState(
-        trading_state=TradingState(agent.trading_state),
-        reason=agent.state_reason,
-        since=agent.state_changed_at,
-        global_pause=global_pause(session) is not None,
-        consecutive_invalid_plans=agent.consecutive_invalid_plans,
-        consecutive_rejections=agent.consecutive_rejections,
-        daily_loss_day=agent.daily_loss_day,
+        trading_state=TradingState(row.trading_state),
+        reason=row.state_reason,
+        since=row.state_changed_at,
+        global_pause=pause_applies(row.book) and global_pause(session) is not None,
+        consecutive_invalid_plans=row.consecutive_invalid_plans,
+        consecutive_rejections=row.consecutive_rejections,
+        daily_loss_day=row.daily_loss_day,
     )
 
 
-def persist(session: Session, agent: Agent, transition: risk_state.Transition, *, run_id: str | None = None,
+def persist(session: Session, row: RiskStateRecord, transition: risk_state.Transition, *, run_id: str | None = None,
             actor: str = "system") -> None:
-    """Write a transition's state onto the agent row and one audit event per change."""
+    """Write a transition's state onto the agent's state in its book, and one audit event per change."""
     st = transition.state
-    agent.trading_state = st.trading_state.value
-    agent.state_reason = st.reason
-    agent.state_changed_at = st.since
-    agent.consecutive_invalid_plans = st.consecutive_invalid_plans
-    agent.consecutive_rejections = st.consecutive_rejections
-    agent.daily_loss_day = st.daily_loss_day
+    row.trading_state = st.trading_state.value
+    row.state_reason = st.reason
+    row.state_changed_at = st.since
+    row.consecutive_invalid_plans = st.consecutive_invalid_plans
+    row.consecutive_rejections = st.consecutive_rejections
+    row.daily_loss_day = st.daily_loss_day
+    row.updated_at = utcnow()
     for change in transition.changes:
-        audit(session, f"risk.{change.code.lower()}", change.message, agent=agent.name, run_id=run_id, actor=actor,
-              data={"code": change.code, "from": change.before.trading_state.value,
+        audit(session, f"risk.{change.code.lower()}", change.message, agent=row.agent, run_id=run_id, actor=actor,
+              data={"code": change.code, "book": row.book, "from": change.before.trading_state.value,
                     "to": change.after.trading_state.value})
 
 
-def record_invalid_plan(session: Session, agent: Agent, state: risk_state.RiskState, limits: RiskLimits,
-                        now: datetime, run_id: str) -> None:
-    persist(session, agent, risk_state.record_invalid_plan(state, limits, now), run_id=run_id)
+def record_invalid_plan(session: Session, row: RiskStateRecord, limits: RiskLimits, now: datetime, run_id: str) -> None:
+    persist(session, row, risk_state.record_invalid_plan(load_risk_state(session, row), limits, now), run_id=run_id)
 
 
-def change_trading_state(session: Session, agent: Agent, target: TradingState, *, by: str, now: datetime,
+def change_trading_state(session: Session, agent: str, book: str, target: TradingState, *, by: str, now: datetime,
                          reason: str | None = None) -> risk_state.Transition:
-    """An operator's halt / reduce-only / resume, audited."""
-    transition = risk_state.set_trading_state(load_risk_state(session, agent), target, now, by, reason)
-    persist(session, agent, transition, actor=by)
+    """An operator's halt / reduce-only / resume of `agent` in `book`, audited."""
+    row = state_row(session, agent, book)
+    transition = risk_state.set_trading_state(load_risk_state(session, row), target, now, by, reason)
+    persist(session, row, transition, actor=by)
     if target == TradingState.ACTIVE:
         # A human has looked and decided to go on: drawdown is measured afresh from here, or the drawdown
         # halt would fire again at the next run.
-        agent.drawdown_reset_snapshot_id = session.scalar(
-            select(func.max(EquitySnapshot.id)).where(EquitySnapshot.agent == agent.name))
+        row.drawdown_reset_snapshot_id = session.scalar(
+            select(func.max(EquitySnapshot.id)).where(EquitySnapshot.agent == agent, EquitySnapshot.book == book))
     if reason and transition.changes:
-        audit(session, "agent.state_note", reason, agent=agent.name, actor=by)
+        audit(session, "agent.state_note", reason, agent=agent, actor=by, data={"book": book})
     return transition
 
 
@@ -104,9 +123,9 @@ def risk_stage(ctx: StageContext) -> StageResult:
     markets = load_markets(s, run.id)
     as_of = next(iter(markets.values())).as_of if markets else run.scheduled_for
     account = load_account(s, run, agent_cfg, as_of)
-    agent = s.get(Agent, agent_cfg.name)
-    outcome = assess_plan(plan, account, markets, agent_cfg.limits, load_risk_state(s, agent), as_of)
-    persist(s, agent, risk_state.Transition(outcome.state, outcome.changes), run_id=run.id)
+    state = state_row(s, agent_cfg.name, run.book)
+    outcome = assess_plan(plan, account, markets, agent_cfg.limits, load_risk_state(s, state), as_of)
+    persist(s, state, risk_state.Transition(outcome.state, outcome.changes), run_id=run.id)
 
     snapshot_ids = {m.symbol: m.id for m in s.scalars(select(MarketSnapshot).where(MarketSnapshot.run_id == run.id))}
     account_id = s.scalar(select(AccountSnapshot.id).where(AccountSnapshot.run_id == run.id))
@@ -120,10 +139,10 @@ def risk_stage(ctx: StageContext) -> StageResult:
                                 decision=verdict.decision.to_json(), order=intent_to_json(verdict.order), inputs=inputs))
         if verdict.outcome == "reject":
             audit(s, "risk.rejected", f"{verdict.symbol} {verdict.action} rejected: {', '.join(verdict.reasons)}",
-                  agent=agent.name, run_id=run.id, data={"reasons": list(verdict.reasons)})
+                  agent=agent_cfg.name, run_id=run.id, data={"reasons": list(verdict.reasons)})
     summary = {"verdicts": [f"{v.symbol} {v.action}: {v.outcome}" + (f" ({', '.join(v.reasons)})" if v.reasons else "")
                             for v in outcome.verdicts],
-               "orders": sum(v.order is not None for v in outcome.verdicts), "trading_state": agent.trading_state}
+               "orders": sum(v.order is not None for v in outcome.verdicts), "trading_state": state.trading_state}
     # The run always goes on to the order stage, even with nothing to send: it syncs fills (stops that
     # triggered since the last run) and snapshots equity every cycle.
     return StageResult(output=summary)

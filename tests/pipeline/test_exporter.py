@@ -40,8 +40,9 @@ def test_metrics_show_runs_stages_equity_and_the_pause(pg_url: str, redis_prefix
             set_control(s, "global_pause", {"paused": True, "reason": "test"})
         metrics = _scrape(p.env.sessions)
     assert metrics['okxlab_runs_recent{agent="buyhold",status="completed"}'] == 3
-    assert metrics['okxlab_agent_trading_state{agent="buyhold",state="ACTIVE"}'] == 1
-    assert metrics['okxlab_agent_trading_state{agent="buyhold",state="HALTED"}'] == 0
+    book = f"replay:{result.replay_id}"
+    assert metrics[f'okxlab_agent_trading_state{{agent="buyhold",book="{book}",state="ACTIVE"}}'] == 1
+    assert metrics[f'okxlab_agent_trading_state{{agent="buyhold",book="{book}",state="HALTED"}}'] == 0
     equity = metrics[f'okxlab_agent_equity_usdt{{agent="buyhold",book="replay:{result.replay_id}"}}']
     assert 9_000 < equity < 11_000 and equity != 10_000  # it holds BTC: its equity moved
     assert {f'okxlab_stage_duration_ms_avg{{stage="{s}"}}' for s in ("snapshot", "order")} <= set(metrics)

@@ -75,9 +75,9 @@ def test_garbage_twice_ends_invalid_plan_and_trades_nothing(pg_url: str, redis_p
         assert result.statuses == {"invalid_plan": 1}
         with p.env.sessions() as s:
             run = s.scalars(select(m.Run)).one()
-            agent = s.get(m.Agent, "scripted")
+            state = s.get(m.RiskStateRecord, ("scripted", f"replay:{result.replay_id}"))
             calls = s.scalars(select(m.LlmCallRecord).order_by(m.LlmCallRecord.seq)).all()
         assert run.reason.startswith("invalid_plan:")
         assert [c.purpose for c in calls] == ["plan", "repair"]
-        assert agent.consecutive_invalid_plans == 1
+        assert state.consecutive_invalid_plans == 1
         assert p.sim_orders(f"replay-{result.replay_id}") == []

@@ -65,17 +65,20 @@ def test_drawdown_halts_the_agent_until_a_human_resumes_it(pg_url: str, redis_pr
                                offline_planners=True, fresh_llm=False)
         world = open_world(p.env, replay, p.sim.admin, p.sim.world_url, ticks[0])
         halted_at = None
+        book = f"replay:{replay.id}"
         for i, tick in enumerate(ticks[:24]):
             drive(p.env, replay, p.sim.admin, world, [tick], start_run)
             with p.env.sessions() as s:
-                if s.get(m.Agent, "gambler").trading_state == "HALTED":
+                if s.get(m.RiskStateRecord, ("gambler", book)).trading_state == "HALTED":
                     halted_at = i
                     break
         assert halted_at is not None, "three stop-outs at 1.5% never crossed a 2% drawdown"
         with p.env.sessions() as s:
-            agent = s.get(m.Agent, "gambler")
+            state = s.get(m.RiskStateRecord, ("gambler", book))
+            live = s.get(m.RiskStateRecord, ("gambler", "sim"))
             events = s.scalars(select(m.AuditEvent).where(m.AuditEvent.kind == "risk.drawdown_halt")).all()
-        assert agent.state_reason == "DRAWDOWN_HALT" and len(events) == 1
+        assert state.state_reason == "DRAWDOWN_HALT" and len(events) == 1
+        assert live is None or live.trading_state == "ACTIVE"  # a replay's halt never touches live trading
         assert "below the peak" in events[0].message
         listed = json.loads(_cli(["agents", "list", "--json"], p))
         assert listed[0]["trading_state"] == "HALTED" and listed[0]["state_reason"] == "DRAWDOWN_HALT"
@@ -90,31 +93,48 @@ def test_drawdown_halts_the_agent_until_a_human_resumes_it(pg_url: str, redis_pr
         assert _opening_orders(p, after_halt[0]) == []
 
         # a human resumes it: trading goes on from the next run, and the resume is audited
-        assert "is now ACTIVE" in _cli(["agents", "resume", "gambler"], p)
+        assert "is now ACTIVE" in _cli(["agents", "resume", "gambler", "--book", book], p)
         later = ticks[halted_at + 4: halted_at + 6]
         drive(p.env, replay, p.sim.admin, world, later, start_run)
         with p.env.sessions() as s:
             kinds = [e.kind for e in s.scalars(select(m.AuditEvent).where(m.AuditEvent.agent == "gambler")
                                                .order_by(m.AuditEvent.id))]
-            state = s.get(m.Agent, "gambler").trading_state
+            state = s.get(m.RiskStateRecord, ("gambler", book)).trading_state
         assert "risk.resumed" in kinds
         assert state == "ACTIVE" and _opening_orders(p, later[0])
 
 
-def test_the_global_pause_blocks_entries_for_every_agent(pg_url: str, redis_prefix: str, tmp_path: Path) -> None:
+def _scheduled_run(p, schedule: int) -> str:  # noqa: ANN001
+    """One run of a schedule of the pipeline (book `sim`, the realtime simulator world), to its end."""
+    from okxlab.pipeline.dispatch import create_runs
+    from okxlab.replay.range import wait_for
+    from workers.tasks import start_run
+
+    tick = p.env.now().replace(second=0, microsecond=0)
+    with p.env.sessions.begin() as s:
+        (run_id,) = create_runs(s, f"schedule:{schedule}", [("gambler", "sim")], tick, now=p.env.now())
+    start_run(run_id)
+    return wait_for(p.env, [run_id], 60)[run_id]
+
+
+def test_the_global_pause_blocks_entries_for_every_trading_agent(pg_url: str, redis_prefix: str,
+                                                                 tmp_path: Path) -> None:
     with running_pipeline(pg_url, REDIS_URL, redis_prefix, tmp_path, _config(tmp_path)) as p:
         _cli(["risk", "pause", "--reason", "exchange incident"], p)
-        result = p.replay(["gambler"], START, START + timedelta(hours=4))
-        assert result.statuses == {"rejected": 2}
+        assert _scheduled_run(p, 1) == "rejected"
         assert _opening_orders(p) == []
         with p.env.sessions() as s:
             reasons = [v.reasons for v in s.scalars(select(m.RiskVerdictRecord))]
-        assert all("GLOBAL_PAUSE" in r for r in reasons)
-        exposure = json.loads(_cli(["risk", "exposure", "--json"], p))
-        assert exposure["paused"] is True
+        assert reasons and all("GLOBAL_PAUSE" in r for r in reasons)
+        assert json.loads(_cli(["risk", "exposure", "--json"], p))["paused"] is True
+        # a replay of history is not trading: the operator's pause does not apply to it
+        replayed = p.replay(["gambler"], START, START)
+        assert replayed.statuses == {"completed": 1} and len(_opening_orders(p)) == 1
         _cli(["risk", "resume"], p)
-        again = p.replay(["gambler"], START, START)
-        assert again.statuses == {"completed": 1} and len(_opening_orders(p)) == 1
+        assert _scheduled_run(p, 2) == "completed"
+        with p.env.sessions() as s:
+            opened = s.scalars(select(m.Order).where(m.Order.purpose == "open", m.Order.book == "sim")).all()
+        assert len(opened) == 1
 
 
 @pytest.mark.parametrize("args", [["risk", "resume"], ["agents", "resume", "gambler"]])
