@@ -11,6 +11,7 @@ Clients are cached per thread (a ccxt instance is not safe to share between thre
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -74,14 +75,22 @@ def resolve_venue(config: Config, agent: AgentConfig, exchange_url: str | None =
     return Venue(mode, config.sim_url.rstrip("/") if mode == "sim" else None)
 
 
-def new_client(config: Config, agent: AgentConfig, venue: Venue, *, timeout_ms: int = 10_000) -> ccxt.okx:
+def request_timeout_ms() -> int:
+    """ccxt's timeout per request: 10 s, or OKXLAB_EXCHANGE_TIMEOUT_MS."""
+    raw = os.environ.get("OKXLAB_EXCHANGE_TIMEOUT_MS", "10000")
+    if not raw.isdigit() or int(raw) < 100:
+        raise ConfigError(f"OKXLAB_EXCHANGE_TIMEOUT_MS={raw!r} must be a whole number of milliseconds >= 100")
+    return int(raw)
+
+
+def new_client(config: Config, agent: AgentConfig, venue: Venue, *, timeout_ms: int | None = None) -> ccxt.okx:
     creds = agent.credentials(venue.mode)
     tag = config.broker_tag
     client = ccxt.okx({
         "apiKey": creds.api_key,
         "secret": creds.secret,
         "password": creds.passphrase,
-        "timeout": timeout_ms,
+        "timeout": timeout_ms or request_timeout_ms(),
         # The simulator applies its own limits; against OKX, ccxt's limiter keeps us polite.
         "enableRateLimit": venue.mode != "sim",
         "options": {

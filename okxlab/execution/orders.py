@@ -72,6 +72,35 @@ def claim_ttl() -> timedelta:
     return timedelta(seconds=seconds)
 
 
+# A request that got no answer at all may still be on its way to the exchange; one the exchange answered
+# (5xx, 429) is not. ccxt's class names, as recorded in Order.last_error.
+NO_ANSWER = ("RequestTimeout", "NetworkError")
+
+
+def resend_settle() -> timedelta:
+    """How long after an unanswered request a lookup's "not found" is trusted enough to send again: twice the
+    exchange request timeout, or OKXLAB_ORDER_RESEND_SETTLE seconds."""
+    from okxlab.execution.exchange import request_timeout_ms
+
+    raw = os.environ.get("OKXLAB_ORDER_RESEND_SETTLE")
+    if raw is None:
+        return timedelta(milliseconds=2 * request_timeout_ms())
+    try:
+        seconds = float(raw)
+        if not seconds >= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"OKXLAB_ORDER_RESEND_SETTLE={raw!r} must be a number of seconds >= 0") from None
+    return timedelta(seconds=seconds)
+
+
+def _may_still_arrive(order: Order, now: datetime) -> float:
+    """Seconds to wait before a "not found" may be believed (0: believe it now)."""
+    if order.state != "unknown" or (order.last_error or "").split(":", 1)[0] not in NO_ANSWER:
+        return 0.0
+    return max((order.updated_at + resend_settle() - now).total_seconds(), 0.0)
+
+
 def cl_ord_id_for(run_id: str, index: int) -> str:
     """OKX clOrdId: ≤ 32 letters and digits, starting with a letter; the same for the same decision."""
     return "ox" + hashlib.sha256(f"{run_id}:{index}".encode()).hexdigest()[:30]
@@ -171,6 +200,17 @@ def _unknown(sessions: sessionmaker[Session], order_id: int, now: datetime, exc:
     return OutcomeUnknown(f"{order.cl_ord_id}: {type(exc).__name__}")
 
 
+def _still_unknown(sessions: sessionmaker[Session], order_id: int, since: datetime, wait: float) -> None:
+    """Give the claim back without sending: the order stays `unknown` since its unanswered request (the
+    settle time keeps counting from there), and the next attempt looks again."""
+    with sessions.begin() as s:
+        order = s.get(Order, order_id)
+        order.state, order.updated_at, order.claim_token = "unknown", since, None
+        audit(s, "order.awaiting", f"{order.cl_ord_id} not at the exchange yet; its unanswered request may still "
+              f"land, so it is looked up again in {wait:.0f} s before anything is sent", agent=order.agent,
+              run_id=order.run_id)
+
+
 def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int, now: datetime,
                market_symbol: str) -> SendResult:
     """Send one claimed order, or resolve it if a previous attempt's outcome is unknown.
@@ -179,6 +219,8 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
     """
     with sessions() as s:
         order = s.get(Order, order_id)
+    settle_wait = _may_still_arrive(order, now)  # read before the claim turns the order `submitting`
+    unknown_since = order.updated_at
     if order.state in ("new", "unknown") and order.leverage and not order.reduce_only:
         # Account set-up before the claim: if the exchange fails it, nothing was sent and no claim is held,
         # and the order's send attempts count only attempts that sent (or looked for) the order.
@@ -204,6 +246,10 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
                     audit(s, "order.resolved", f"{order.cl_ord_id} found at the exchange by clOrdId after an unknown "
                           "outcome", agent=order.agent, run_id=order.run_id)
                     return SendResult(order_id, order.state, order.ord_id)
+            if settle_wait > 0:  # its last request may still land: sending now could place it twice
+                _still_unknown(sessions, order_id, unknown_since, settle_wait)
+                raise OrderBusy(f"{order.cl_ord_id}: not at the exchange yet, but its last request went unanswered; "
+                                f"looking again in {settle_wait:.0f} s before sending it again", retry_after=settle_wait)
             with sessions.begin() as s:
                 audit(s, "order.not_found", f"{order.cl_ord_id} looked up by clOrdId after an unknown outcome: not at "
                       "the exchange, so it is sent", agent=order.agent, run_id=order.run_id)

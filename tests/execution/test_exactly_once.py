@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from okxlab.db.models import AuditEvent, EquitySnapshot, Fill, Order, PositionRecord, Run
 from okxlab.errors import ConfigError
+from okxlab.execution.orders import OrderBusy
 from okxlab.execution.reconcile import reconcile
 from okxlab.pipeline.stages import execute_stage
 from tests.conftest import REDIS_URL
@@ -108,14 +109,21 @@ def test_the_order_stage_delivered_twice_at_once_sends_one_order(pg_url: str, re
             s.get(Run, run.id).status = "running"
             for order in s.scalars(select(Order)):
                 order.state = "unknown"  # as if the first attempt died right after sending
-        outcomes = []
-        threads = [threading.Thread(target=lambda: outcomes.append(execute_stage("order", run.id, p.env)))
-                   for _ in range(2)]
+        outcomes: list[object] = []
+
+        def deliver() -> None:
+            try:
+                outcomes.append(execute_stage("order", run.id, p.env))
+            except OrderBusy as exc:  # the loser finds the order claimed by the winner: a retry, not a second send
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=deliver) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
         assert len(p.sim_orders(world)) == 1  # resolved by lookup; never sent again
+        assert len(outcomes) == 2 and sum(isinstance(o, OrderBusy) for o in outcomes) <= 1
         with p.env.sessions() as s:
             order = s.scalars(select(Order)).one()
         assert order.state == "filled" and order.send_attempts >= 2
@@ -163,3 +171,25 @@ def test_live_mode_is_refused_without_the_switch(monkeypatch: pytest.MonkeyPatch
         resolve_venue(config, config.agent("trend"))
     monkeypatch.setenv("LIVE_TRADING_ENABLED", "true")
     assert resolve_venue(config, config.agent("trend")).mode == "live"
+
+
+def test_an_unanswered_order_is_not_sent_again_before_it_had_time_to_land(
+        pg_url: str, redis_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The exchange takes 4 s to place an order; okxlab's client gives up after 0.8 s, so every placement
+    # times out while the request is still on its way, and the first retry comes long before it lands.
+    monkeypatch.setenv("OKXLAB_EXCHANGE_TIMEOUT_MS", "800")
+    monkeypatch.setenv("OKXLAB_ORDER_RESEND_SETTLE", "8")
+    faults = {"latency_ms": 4000, "paths": ["trade/batch-orders"]}
+    with running_pipeline(pg_url, REDIS_URL, redis_prefix, tmp_path, config_with(tmp_path)) as p:
+        result = p.replay(["stopper"], START, START, faults=faults)
+        at_sim = p.sim.admin.orders(f"replay-{result.replay_id}")
+        with p.env.sessions() as s:
+            order = s.scalars(select(Order)).one()
+            kinds = [e.kind for e in s.scalars(select(AuditEvent).where(AuditEvent.kind.like("order.%"))
+                                               .order_by(AuditEvent.id))]
+    assert result.statuses == {"completed": 1}
+    assert "order.unknown" in kinds and "order.resolved" in kinds  # timed out, then found by clOrdId
+    assert "order.not_found" not in kinds  # never judged absent while its request could still land
+    assert [o["clOrdId"] for o in at_sim["orders"] if o["clOrdId"]] == [order.cl_ord_id]
+    assert [r for r in at_sim["rejections"] if "51016" in str(r)] == []  # no second placement ever arrived
+    assert order.state == "filled"
