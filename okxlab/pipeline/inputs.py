@@ -38,7 +38,9 @@ def load_markets(session: Session, run_id: str) -> dict[str, SymbolMarket]:
             bid=snap.bid,
             ask=snap.ask,
             bar=snap.bar,
-            candles=tuple((int(c[0]), *map(float, c[1:6])) for c in snap.candles),  # type: ignore[misc]
+            # An in-process replay stores a reference to its dataset instead of the candles (okxlab/replay):
+            # stages after features do not read them.
+            candles=() if isinstance(snap.candles, dict) else tuple((int(c[0]), *map(float, c[1:6])) for c in snap.candles),
             features={k: v for k, v in features.get(snap.symbol, {}).items() if not isinstance(v, str)},
             funding_rate=snap.funding_rate,
         )

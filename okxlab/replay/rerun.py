@@ -56,6 +56,11 @@ def create_rerun(env: StageEnv, run_id: str, from_stage: str, *, fresh_llm: bool
         missing = [st for st in STAGES[:STAGES.index(from_stage)] if st not in done]
         if missing:
             raise UserError(f"run {run_id} never finished {missing[0]}; replay it from {missing[0]} or earlier")
+        referenced = s.scalars(select(m.MarketSnapshot.candles).where(m.MarketSnapshot.run_id == run_id)).first()
+        if isinstance(referenced, dict) and from_stage in ("quality", "features", "plan"):
+            raise UserError(f"run {run_id} comes from an in-process replay, which stores its candles as a reference "
+                            f"to dataset {str(referenced.get('dataset'))[:12]}…; re-run it from validate, risk or "
+                            "order, or replay its range again with --mode pipeline")
         replay = Replay(kind="run", agents=[original.agent], start=original.scheduled_for, end=original.scheduled_for,
                         bar=None, offline_planners=original.replay_id is not None and _offline(s, original),
                         fresh_llm=fresh_llm, status="running",

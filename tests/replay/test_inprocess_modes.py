@@ -132,3 +132,33 @@ def test_replay_range_fast_from_the_celery_command_line(sqlite_url: str, tmp_pat
                           "2022-11-01T00:00Z", "--end", "2022-11-04T00:00Z", "--mode", "fast", "--fresh-llm"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and bad.stderr.startswith("okxlab: error: ") and len(bad.stderr.splitlines()) == 1
+
+
+def test_a_run_of_an_inline_replay_is_rerun_from_risk_and_refused_from_plan(pg_url: str, redis_prefix: str,
+                                                                           tmp_path: Path) -> None:
+    import pytest
+
+    from okxlab.errors import UserError
+    from okxlab.replay.range import wait_for
+    from okxlab.replay.rerun import create_rerun
+    from workers.tasks import start_run
+
+    with running_pipeline(pg_url, REDIS_URL, redis_prefix, tmp_path, CONFIG) as p:
+        env = build_env(p.config, pg_url)
+        inline = replay_in_process(env, agents=AGENTS, start=START, end=START, bar="4H", mode="inline",
+                                   simulator=Simulator(agents=p.config))
+        with env.sessions() as s:
+            original = s.scalars(select(m.Run).where(m.Run.replay_id == inline.replay_id)
+                                 .order_by(m.Run.agent)).first()
+        # its candles are a reference to the replay's dataset: a stage that reads candles cannot run again
+        with pytest.raises(UserError, match="in-process replay.*re-run it from validate, risk or order"):
+            create_rerun(p.env, original.id, "plan", fresh_llm=False)
+        _, rerun_id = create_rerun(p.env, original.id, "risk", fresh_llm=False)
+        start_run(rerun_id, "risk")
+        assert wait_for(p.env, [rerun_id], 60)[rerun_id] in ("completed", "rejected")
+        with p.env.sessions() as s:
+            before = [(v.symbol, v.outcome, v.order) for v in s.scalars(
+                select(m.RiskVerdictRecord).where(m.RiskVerdictRecord.run_id == original.id).order_by(m.RiskVerdictRecord.idx))]
+            after = [(v.symbol, v.outcome, v.order) for v in s.scalars(
+                select(m.RiskVerdictRecord).where(m.RiskVerdictRecord.run_id == rerun_id).order_by(m.RiskVerdictRecord.idx))]
+        assert before and after == before  # the same verdicts on the same stored inputs
