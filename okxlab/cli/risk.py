@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from okxlab.cli.agents import actor
 from okxlab.cli.common import echo_json, open_db, table
@@ -47,9 +47,8 @@ def resume() -> None:
 
 def exposure_rows(s) -> list[dict]:  # noqa: ANN001
     """Per book and symbol: long and short notional by agent, and the net, at the latest snapshot price."""
-    marks: dict[str, float] = {}
-    for snap in s.scalars(select(MarketSnapshot).order_by(MarketSnapshot.as_of)):
-        marks[snap.symbol] = snap.last
+    latest = select(func.max(MarketSnapshot.id)).group_by(MarketSnapshot.symbol)
+    marks = dict(s.execute(select(MarketSnapshot.symbol, MarketSnapshot.last).where(MarketSnapshot.id.in_(latest))).all())
     grouped: dict[tuple[str, str], dict] = defaultdict(lambda: {"long": 0.0, "short": 0.0, "by_agent": {}})
     for p in s.scalars(select(PositionRecord).where(PositionRecord.status == "open")):
         notional = p.contracts * p.ct_val * marks.get(p.symbol, p.entry_price)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from okxlab.agents import sync_agents
-from okxlab.db.models import EquitySnapshot, PositionRecord, Replay, Run, utcnow
+from okxlab.db.models import Replay, Run, utcnow
 from okxlab.db.ops import audit
 from okxlab.errors import UserError
 from okxlab.marketdata.bars import bar_ms
@@ -143,22 +143,18 @@ def run_range(env: StageEnv, replay: Replay, admin: AdminClient, world_url: Call
 
 def summarize(env: StageEnv, replay_id: int, agents: list[str]) -> list[dict[str, Any]]:
     """Per agent: final equity, return, trades and max drawdown in this replay's book, best first."""
+    from okxlab.review.metrics import load_metrics
+
     book = f"replay:{replay_id}"
     out = []
     with env.sessions() as s:
         for name in agents:
+            perf = load_metrics(s, name, book).performance
             initial = env.config.agent(name).initial_equity
-            curve = [e for (e,) in s.execute(select(EquitySnapshot.equity).where(
-                EquitySnapshot.agent == name, EquitySnapshot.book == book).order_by(EquitySnapshot.ts))]
-            trades = s.scalar(select(func.count()).select_from(PositionRecord).where(
-                PositionRecord.agent == name, PositionRecord.book == book))
-            peak, max_dd = initial, 0.0
-            for equity in curve:
-                peak = max(peak, equity)
-                max_dd = max(max_dd, (peak - equity) / peak * 100.0)
-            final = curve[-1] if curve else initial
-            out.append({"agent": name, "equity": final, "return_pct": (final / initial - 1) * 100.0, "trades": trades,
-                        "max_drawdown_pct": max_dd})
+            final = perf.equity_end if perf.equity_end is not None else initial
+            out.append({"agent": name, "equity": final, "return_pct": (final / initial - 1) * 100.0,
+                        "trades": perf.trades + perf.open_trades,
+                        "max_drawdown_pct": (perf.max_drawdown.depth or 0.0) * 100.0})
     return sorted(out, key=lambda r: -r["return_pct"])
 
 
