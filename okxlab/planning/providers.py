@@ -43,7 +43,7 @@ DEEPSEEK = Provider(
     base_url="https://api.deepseek.com",
     api_key_env="DEEPSEEK_API_KEY",
     json_mode=True,
-    models=("deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash", "deepseek-v4-pro"),
+    models=("deepseek-flash", "deepseek-v4-pro", "deepseek-chat", "deepseek-reasoner"),  # the last two: legacy aliases
     docs="https://api-docs.deepseek.com/",
 )
 

@@ -112,10 +112,12 @@ def test_packaged_config_agents_parse(monkeypatch: pytest.MonkeyPatch, tmp_path)
     config = load_config()
     llm_agents = [a for a in config.agents if a.planner == "llm"]
     assert llm_agents
-    for agent in llm_agents:
-        assert parse_llm_settings(agent.name, agent.llm).provider in PROVIDERS
     prices = parse_prices(config.llm.get("prices"))
-    assert prices["deepseek/deepseek-chat"] == Price(0.27, 1.10)
+    for agent in llm_agents:
+        settings = parse_llm_settings(agent.name, agent.llm)
+        assert settings.provider in PROVIDERS
+        assert settings.label in prices  # every packaged LLM agent's calls get a cost estimate
+    assert prices["deepseek/deepseek-flash"] == Price(0.30, 1.20)
 
 
 def test_prices_and_cost() -> None:
