@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +29,7 @@ DEFAULT_BROKER_TAG = "c314b0aecb5bBCDE"
 EXCHANGE_MODES = ("sim", "demo", "live")
 PLANNER_KINDS = ("llm", "strategy")
 DEFAULT_SIM_URL = "http://127.0.0.1:8765"
+SWAP_SYMBOL = re.compile(r"^[A-Z0-9]{2,12}-USDT-SWAP$")
 OKX_BARS = ("1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D")
 
 
@@ -165,6 +167,12 @@ def _agent(entry: Any, index: int, global_risk: dict[str, Any], where: str) -> A
     symbols = entry.get("symbols")
     if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
         raise ConfigError(f"{label}: symbols must be a non-empty list of OKX instrument ids, e.g. [\"BTC-USDT-SWAP\"]")
+    for symbol in symbols:
+        # The ledger books USDT-margined swaps (cash = equity + realised PnL − fees, fees in USDT); spot fees are
+        # charged in the currency received, which it does not book, so spot agents are refused, not half-served.
+        if not SWAP_SYMBOL.match(symbol):
+            raise ConfigError(f"{label}: {symbol} is not a USDT-margined perpetual swap (e.g. BTC-USDT-SWAP); okxlab "
+                              "agents trade swaps only")
     planner = entry.get("planner")
     if planner not in PLANNER_KINDS:
         raise ConfigError(f"{label}: planner must be one of {', '.join(PLANNER_KINDS)}, not {planner!r}")

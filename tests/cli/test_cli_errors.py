@@ -102,3 +102,11 @@ def test_the_console_script_exits_nonzero_with_one_line() -> None:
     assert proc.returncode != 0
     assert proc.stderr.strip().startswith("okxlab: error: ")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_spot_symbol_in_an_agent_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "okxlab.toml"
+    cfg.write_text('[[agents]]\nname = "spotty"\nplanner = "strategy"\nstrategy = "builtin:cash"\n'
+                   'symbols = ["BTC-USDT"]\n')
+    line = _one_error_line(_run(["agents", "list"], env={"OKXLAB_CONFIG": str(cfg)}))
+    assert "BTC-USDT is not a USDT-margined perpetual swap" in line
