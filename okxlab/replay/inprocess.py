@@ -44,7 +44,7 @@ import hashlib
 import json
 import socket
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -63,7 +63,7 @@ from okxlab.errors import UserError
 from okxlab.execution import ledger
 from okxlab.execution.orders import OKX_STATES, cl_ord_id_for
 from okxlab.execution.stage import run_outcome
-from okxlab.marketdata.bars import parse_bar
+from okxlab.marketdata.bars import DAY_MS, parse_bar
 from okxlab.marketdata.features import compute_features
 from okxlab.marketdata.quality import QualityLimits, assess
 from okxlab.pipeline.dispatch import run_id_for
@@ -86,7 +86,7 @@ Progress = Callable[[int, int, dict[str, int]], None]
 TIE_TOLERANCE = 1e-8  # relative: closer than this, a comparison is decided again on the run's own window
 # Indicators whose value at bar t depends on where the window starts by more than rounding (recursive seeds).
 RECURSIVE = frozenset({"ema", "macd", "rsi", "atr", "kdj"})
-BATCH_TICKS = 2000
+BATCH_ROWS = 20_000  # rows handed to the writer at a time: fewer, larger COPYs (per-batch costs dominate)
 
 
 # ---- market data as the snapshot stage sees it ---------------------------------------------------------
@@ -155,6 +155,11 @@ def instrument_of(world: World, inst_id: str) -> Instrument:
                       max_lever=float(spec.max_lever) if swap else 1.0)
 
 
+def _side(pos: Any) -> str | None:
+    """The side a simulator position holds: None when flat."""
+    return None if pos is None or not pos.pos else ("long" if pos.pos > 0 else "short")
+
+
 def _f(value: Any, default: float = 0.0) -> float:
     try:
         return float(value) if value not in (None, "") else default
@@ -195,6 +200,7 @@ class _Agent:
     closed: dict[str, list[int]] = field(default_factory=dict)  # fast mode, per tick: bars closed
     look: dict[str, dict[str | None, list[bool]]] = field(default_factory=dict)  # ... the choice may act
     risky: dict[str, list[bool]] = field(default_factory=dict)  # ... the run must execute
+    next_look: dict[str, dict[str | None, list[int]]] = field(default_factory=dict)  # ... the next tick to look
 
 
 @dataclass
@@ -232,6 +238,8 @@ class InProcessReplay:
         self.world: World | None = None
         self.instruments: dict[str, Instrument] = {}
         self.quality_risk: dict[str, np.ndarray] = {}  # fast mode: by bars closed, runs whose checks may not pass
+        self.next_day: list[int] = []  # fast mode, per tick: the index of the first tick of the next UTC day
+        self.ticks_ms: list[int] = []
 
     # ---- set-up ----------------------------------------------------------------------------------------
     def _setup(self, ticks: list[datetime]) -> None:
@@ -282,6 +290,11 @@ class InProcessReplay:
         if self.full_records:
             self.writer.add(model, row)
 
+    def _rid(self, model: type[m.Base]) -> int | None:
+        """The id of a stage's own record (snapshot, quality, plan, validation, verdict): drawn from the table's
+        sequence only when the record is written; otherwise nothing refers to it."""
+        return self.writer.new_id(model) if self.full_records else None
+
     def _view(self, agent: _Agent, sym: str) -> SeriesView:
         return self.views[(sym, agent.cfg.bar)]
 
@@ -295,12 +308,17 @@ class InProcessReplay:
         self._setup(ticks)
         if self.mode == "fast":
             self._prepare_fast(ticks)
+        else:  # every run writes these: their ids in one draw per table
+            runs, symbols = len(ticks) * len(self.agents), len(ticks) * sum(len(a.symbols) for a in self.agents)
+            self.writer.expect({m.StageRecord: runs * len(STAGES), m.AccountSnapshot: runs, m.PlanRecord: runs,
+                                m.PlanValidation: runs, m.MarketSnapshot: symbols, m.QualityCheck: symbols,
+                                m.FeatureSet: symbols, m.RiskVerdictRecord: symbols, m.EquitySnapshot: runs})
         world = self.world
         assert world is not None
         statuses: dict[str, int] = {}
         executed = total = 0
         fast = self.mode == "fast"
-        ticks_ms = [int(t.timestamp() * 1000) for t in ticks]
+        ticks_ms = self.ticks_ms = [int(t.timestamp() * 1000) for t in ticks]
         # The replay holds a growing heap (the world's orders and fills, rows waiting to be written) and
         # allocates many short-lived objects: the cyclic collector's full scans of it cost ~10%. Objects that
         # exist now are left alone, and young collections are rarer; both are put back afterwards.
@@ -308,22 +326,32 @@ class InProcessReplay:
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         try:
-            for i, tick in enumerate(ticks):
-                t_ms = ticks_ms[i]
+            i, n, next_progress = 0, len(ticks), 10_000
+            while i < n:
+                tick, t_ms = ticks[i], ticks_ms[i]
                 world.set_clock(t_ms)
+                quiet = True
                 for agent in self.agents:
                     if fast and not self._must_execute(agent, i, tick):
                         status = "completed"
                         self._note_quiet_run(agent, tick)
                     else:
+                        quiet = False
                         status = self._execute(agent, tick, t_ms)
                         executed += 1
                     statuses[status] = statuses.get(status, 0) + 1
                     total += 1
-                if (i + 1) % BATCH_TICKS == 0:
+                step = 1
+                if quiet:  # fast mode: the following runs may be as quiet as this one, known without looking
+                    step = self._quiet_stretch(i, ticks) - i
+                    statuses["completed"] += (step - 1) * len(self.agents)
+                    total += (step - 1) * len(self.agents)
+                i += step
+                if self.writer.pending() >= BATCH_ROWS:
                     self.writer.flush()
-                    if self.progress and ((i + 1) % 10_000 == 0):
-                        self.progress(i + 1, len(ticks), statuses)
+                if self.progress and i >= next_progress:
+                    self.progress(i, n, statuses)
+                    next_progress = (i // 10_000 + 1) * 10_000
         finally:
             gc.set_threshold(*threshold)
             gc.unfreeze()
@@ -366,6 +394,15 @@ class InProcessReplay:
                     "short": (risk | sig.exit_short[i] | sig.enter_long[i]).tolist(),
                 }
                 agent.risky[sym] = risk.tolist()
+                # per tick and side held, the first tick at or after it where the choice must be looked at
+                agent.next_look[sym] = {}
+                for side, look in agent.look[sym].items():
+                    at = np.where(np.asarray(look, dtype=bool), np.arange(len(ticks)), len(ticks))
+                    agent.next_look[sym][side] = np.minimum.accumulate(at[::-1])[::-1].tolist() + [len(ticks)]
+        days = ticks_ms // DAY_MS
+        starts = np.flatnonzero(np.diff(days)) + 1  # first tick of each new UTC day
+        self.next_day = np.concatenate([starts, [len(ticks)]])[np.searchsorted(starts, np.arange(len(ticks)),
+                                                                               side="right")].tolist()
 
     def _must_execute(self, agent: _Agent, k: int, tick: datetime) -> bool:
         """Fast mode: whether the run at tick k can change anything (see the module docstring)."""
@@ -377,17 +414,22 @@ class InProcessReplay:
             return True  # the exchange filled something since the last run (a stop, a resting order)
         if agent.live_orders:
             return True
-        flat = True
         for sym in agent.symbols:
-            pos = acct.positions.get(sym)
-            side = None if pos is None or not pos.pos else ("long" if pos.pos > 0 else "short")
-            flat = flat and side is None
+            side = _side(acct.positions.get(sym))
             if agent.look[sym][side][k]:
                 if agent.risky[sym][k]:
                     return True  # quality may fail, or the decision is taken on the run's own window
                 if agent.planner.choice(agent.signals[sym], agent.closed[sym][k] - 1, side).action != "hold":
                     return True
-        # Would the account check change the risk state (halt, breaker)? Its inputs, as the run would see them.
+        return not self._risk_quiet(agent, tick)
+
+    def _risk_quiet(self, agent: _Agent, tick: datetime) -> bool:
+        """Whether the run's account check would leave the risk state as it is (no halt, no breaker), with the
+        inputs the run would see: equity at the world's clock, the peak, the day's start."""
+        world = self.world
+        assert world is not None
+        acct = world.accounts[agent.api_key]
+        flat = all(_side(acct.positions.get(sym)) is None for sym in agent.symbols)
         eq = acct.balances.get("USDT", 0.0) if flat and not world._resting else world.margin(acct)["eq"]
         day = tick.date()
         peak = max(agent.peak or agent.initial_equity, agent.initial_equity, eq)
@@ -395,24 +437,67 @@ class InProcessReplay:
         # The account check only trips on losses (from the peak, from the day's start): with everything else
         # the same, if it found nothing at some equity it finds nothing at any higher one. Remember the lowest.
         if agent.equity_memo is not None and agent.equity_memo[0] == key and eq >= agent.equity_memo[1]:
-            return False
+            return True
         account = Account(equity=eq, cash=eq, available=eq, start_equity=agent.initial_equity, peak_equity=peak,
                           day_start_equity=key[1])
         if risk_state.check_account(account, agent.cfg.limits, agent.state, tick).changes:
-            return True
+            return False
         agent.equity_memo = (key, eq)
-        return False
+        return True
 
-    def _note_quiet_run(self, agent: _Agent, tick: datetime) -> None:
-        """A run that would hold everywhere: what it would leave behind that later runs read (its equity
-        snapshot for the peak and the day's start, the run count)."""
+    def _quiet_until(self, k: int) -> int:
+        """Fast mode, after a tick where every run was quiet: the first later tick whose runs must be looked at
+        for what they hold, without looking: the next tick where the strategy's choice may act for the side
+        each account holds, a new UTC day (its breaker state and day-start equity are new), or the first tick
+        at or after the exchange's next event (a stop, a fill, a liquidation)."""
+        world = self.world
+        assert world is not None
+        end = self.next_day[k]
+        for agent in self.agents:
+            if agent.live_orders:
+                return k + 1
+            acct = world.accounts[agent.api_key]
+            for sym in agent.symbols:
+                end = min(end, agent.next_look[sym][_side(acct.positions.get(sym))][k + 1])
+        if end > k + 1:
+            event = world.next_event_at(self.ticks_ms[end - 1])
+            if event is not None:
+                end = min(end, bisect_left(self.ticks_ms, event, k + 1))
+        return end
+
+    def _quiet_stretch(self, k: int, ticks: list[datetime]) -> int:
+        """Fast mode: note the quiet runs of the ticks after k that need no look (see `_quiet_until`) and return
+        the index of the next tick the drive must handle. With nothing open anywhere, equity is cash and does
+        not move: the runs are noted at once. Otherwise each tick's equity is checked against the risk rules
+        as its run would (a tick where they would trip is handed back to the drive)."""
+        world = self.world
+        assert world is not None
+        end = self._quiet_until(k)
+        if end <= k + 1:
+            return k + 1
+        if not (world._resting or world._live_algos or world._has_positions()):
+            for agent in self.agents:
+                self._note_quiet_run(agent, ticks[end - 1], count=end - k - 1)
+            return end
+        for j in range(k + 1, end):
+            world.glide(self.ticks_ms[j])
+            if not all(self._risk_quiet(agent, ticks[j]) for agent in self.agents):
+                return j
+            for agent in self.agents:
+                self._note_quiet_run(agent, ticks[j])
+        return end
+
+    def _note_quiet_run(self, agent: _Agent, tick: datetime, count: int = 1) -> None:
+        """A run that would hold everywhere (or `count` of them, the last at `tick`, with the same equity): what
+        it would leave behind that later runs read (its equity snapshot for the peak and the day's start, the
+        run count)."""
         self._day_start(agent, tick)
         equity = self._ledger_equity(agent, tick)
         agent.peak = equity if agent.peak is None else max(agent.peak, equity)
         agent.last_snapshot = (tick, equity)
-        agent.runs += 1
+        agent.runs += count
         agent.first_run = agent.first_run or tick
-        agent.statuses["completed"] = agent.statuses.get("completed", 0) + 1
+        agent.statuses["completed"] = agent.statuses.get("completed", 0) + count
 
     # ---- one run, every stage --------------------------------------------------------------------------
     def _execute(self, agent: _Agent, tick: datetime, t_ms: int) -> str:
@@ -455,7 +540,7 @@ class InProcessReplay:
 
     # snapshot: market (ticker last, book top, closed candles) and the account, from the world at T
     def _stage_snapshot(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
-        w, world, agent = self.writer, self.world, c.agent
+        world, agent = self.world, c.agent
         assert world is not None
         as_of = c.tick
         summary: dict[str, Any] = {"as_of": as_of.isoformat(), "exchange_time": as_of.isoformat(), "symbols": {}}
@@ -473,7 +558,7 @@ class InProcessReplay:
                 ask, bid = world.market.touch(spec, px)
             n = view.closed(c.t_ms)
             lo = max(0, n - self.window)
-            sid = w.new_id(m.MarketSnapshot)
+            sid = self._rid(m.MarketSnapshot)
             if self.full_records:
                 # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]; levels are on the
                 # tick grid already, and a size printed to the lot's decimals reads back as that rounding
@@ -488,7 +573,7 @@ class InProcessReplay:
             c.markets[sym] = _Snap(sid, sym, last, bid, ask, lo, n)
             summary["symbols"][sym] = {"last": last, "bid": bid, "ask": ask, "candles": n - lo}
         account = self._account_payload(agent)
-        c.account_id = w.new_id(m.AccountSnapshot)
+        c.account_id = self._rid(m.AccountSnapshot)
         self._rec(m.AccountSnapshot, {"id": c.account_id, "run_id": c.run_id, "agent": agent.cfg.name,
                                   "equity": account["equity"], "cash": account["cash"],
                                   "available": account["available"], "positions": account["positions"],
@@ -534,7 +619,7 @@ class InProcessReplay:
             window = view.rows[snap.lo:snap.hi]
             result = assess(window, bar_ms=parse_bar(view.bar).ms, cutoff_ms=c.t_ms, scheduled_ms=c.t_ms, exchange_ms=c.t_ms,
                             bid=snap.bid, ask=snap.ask, last=snap.last, limits=self.quality_limits)
-            self._rec(m.QualityCheck, {"id": self.writer.new_id(m.QualityCheck), "run_id": c.run_id,
+            self._rec(m.QualityCheck, {"id": self._rid(m.QualityCheck), "run_id": c.run_id,
                                              "symbol": sym, "outcome": result.outcome, "reasons": result.reasons,
                                              "metrics": result.metrics})
             outcomes[sym] = {"outcome": result.outcome, "reasons": result.reasons}
@@ -553,7 +638,7 @@ class InProcessReplay:
             return output, None
         for sym, snap in c.markets.items():
             values = compute_features(self._view(c.agent, sym).rows[snap.lo:snap.hi])
-            self._rec(m.FeatureSet, {"id": self.writer.new_id(m.FeatureSet), "run_id": c.run_id, "symbol": sym,
+            self._rec(m.FeatureSet, {"id": self._rid(m.FeatureSet), "run_id": c.run_id, "symbol": sym,
                                            "values": values})
             snap.features = values
             output[sym] = {k: (round(v, 4) if isinstance(v, float) else v)
@@ -581,7 +666,7 @@ class InProcessReplay:
                                               self.instruments[sym].tick_sz))
         document = None if error else {"schema_version": PLAN_SCHEMA_VERSION, "decisions": decisions}
         raw = json.dumps(document, indent=2) if document is not None and self.full_records else ""
-        self._rec(m.PlanRecord, {"id": self.writer.new_id(m.PlanRecord), "run_id": c.run_id,
+        self._rec(m.PlanRecord, {"id": self._rid(m.PlanRecord), "run_id": c.run_id,
                                        "planner": agent.planner_name, "prompt": None, "prompt_sha256": None, "raw": raw,
                                        "document": document, "error": error, "created_at": utcnow()})
         c.document, c.plan_error = document, error
@@ -604,8 +689,7 @@ class InProcessReplay:
 
     def _stage_validate(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
         agent = c.agent
-        w = self.writer
-        c.validation_id = w.new_id(m.PlanValidation)
+        c.validation_id = self._rid(m.PlanValidation)
         if c.document is None:
             problems = [c.plan_error or "the planner produced no JSON plan"]
         else:
@@ -625,7 +709,7 @@ class InProcessReplay:
         return {"valid": True, "decisions": [f"{d.symbol}:{d.action}" for d in c.plan.decisions]}, None
 
     def _stage_risk(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
-        agent, w = c.agent, self.writer
+        agent = c.agent
         plan = c.plan
         markets = {sym: SymbolMarket(symbol=sym, instrument=self.instruments[sym], as_of=c.tick, last=s.last, bid=s.bid,
                                      ask=s.ask, bar=agent.cfg.bar, candles=(),
@@ -639,7 +723,7 @@ class InProcessReplay:
                   "global_pause": outcome.state.global_pause, "equity": c.account.equity,
                   "peak_equity": c.account.peak_equity, "day_start_equity": c.account.day_start_equity}
         for verdict, proposal in zip(outcome.verdicts, plan.decisions, strict=True):
-            self._rec(m.RiskVerdictRecord, {"id": w.new_id(m.RiskVerdictRecord), "run_id": c.run_id, "idx": verdict.index,
+            self._rec(m.RiskVerdictRecord, {"id": self._rid(m.RiskVerdictRecord), "run_id": c.run_id, "idx": verdict.index,
                                         "symbol": verdict.symbol, "action": verdict.action, "outcome": verdict.outcome,
                                         "reasons": list(verdict.reasons), "proposal": proposal.to_json(),
                                         "decision": verdict.decision.to_json(), "order": intent_to_json(verdict.order),

@@ -20,7 +20,10 @@ def fnum(x: float | None) -> str:
         return ""
     if x == 0:
         return "0"
-    return np.format_float_positional(float(x), trim="-")
+    text = repr(float(x))  # the same shortest digits; about 5x faster than numpy's formatter
+    if "e" in text or "n" in text:  # exponent form (below 1e-4, from 1e16), inf, nan
+        return np.format_float_positional(float(x), trim="-")
+    return text[:-2] if text.endswith(".0") else text
 
 
 def flever(x: float) -> str:

@@ -50,6 +50,11 @@ class PricePath:
         self._o, self._c = self.o.tolist(), self.c.tolist()
         self._x1, self._x2 = self.x1.tolist(), self.x2.tolist()
         self._h, self._l, self._v = self.h.tolist(), self.l.tolist(), self.v.tolist()
+        # The path inside a bar never leaves [min, max] of its four points: a level outside that range cannot be
+        # crossed there, which answers most per-tick stop checks without walking the legs.
+        pts = np.vstack([self.o, self.x1, self.x2, self.c])
+        self._pmin, self._pmax = pts.min(axis=0).tolist(), pts.max(axis=0).tolist()
+        self._last_memo: tuple[int, float | None] = (-1, None)  # (t, last_at(t)): asked several times per tick
         self.start_ms = self._ts[0]
         self.end_ms = self._end[-1]
         self._resampled: dict[str, tuple[CandleSeries, np.ndarray]] = {}
@@ -83,14 +88,19 @@ class PricePath:
 
     def last_at(self, t: int) -> float | None:
         """The traded price at t, on the tick grid."""
+        memo = self._last_memo
+        if memo[0] == t:
+            return memo[1]
         p = self.price_at(t)
-        return None if p is None else self.spec.round_px(p)
+        px = None if p is None else self.spec.round_px(p)
+        self._last_memo = (t, px)
+        return px
 
     def last_known(self, t: int) -> float | None:
         """The price at t, or the last close before t when t has no data (used only to value positions)."""
-        p = self.price_at(t)
-        if p is not None:
-            return self.spec.round_px(p)
+        px = self.last_at(t)
+        if px is not None:
+            return px
         i = bisect_right(self._end, t) - 1
         return self._c[i] if i >= 0 else None
 
@@ -102,6 +112,9 @@ class PricePath:
 
     def _cross_in_bar(self, i: int, after: int | None, level: float, down: bool) -> Cross | None:
         """First point of bar i (after `after`, exclusive, or from its open) at or beyond `level`."""
+        if (self._pmin[i] > level) if down else (self._pmax[i] < level):
+            return None
+
         def hit(p: float) -> bool:
             return p <= level if down else p >= level
 
@@ -136,10 +149,17 @@ class PricePath:
         j, k = i + 1, bisect_right(self._ts, t1)
         if j >= k:
             return None
-        seg = self.l[j:k] <= level if down else self.h[j:k] >= level
-        if not seg.any():
-            return None
-        found = self._cross_in_bar(j + int(seg.argmax()), None, level, down)
+        if k - j <= 16:  # a tick's worth of bars: a list scan beats numpy's per-call overhead
+            ext = self._l if down else self._h
+            hit_at = next((x for x in range(j, k) if (ext[x] <= level if down else ext[x] >= level)), None)
+            if hit_at is None:
+                return None
+        else:
+            seg = self.l[j:k] <= level if down else self.h[j:k] >= level
+            if not seg.any():
+                return None
+            hit_at = j + int(seg.argmax())
+        found = self._cross_in_bar(hit_at, None, level, down)
         return found if found is not None and found.ts <= t1 else None
 
     def _partial(self, i: int, t: int) -> tuple[float, float, float]:

@@ -104,9 +104,22 @@ class World:
             self.now = ev.ts
             self.events_processed += 1
             self._handle(ev)
-        self.now = max(self.now, t1)
+        self.glide(max(self.now, t1))
+
+    def next_event_at(self, t1: int) -> int | None:
+        """When the next fill, stop or liquidation would happen if the clock moved to t1 (None: nothing up to
+        t1). Changes nothing."""
+        if not (self._resting or self._live_algos or self._has_positions()):
+            return None
+        ev = self._next_event(t1)
+        return None if ev is None else ev.ts
+
+    def glide(self, t1: int) -> None:
+        """Move the clock to t1 when nothing happens before it (`next_event_at(t1)` is None): what
+        `set_clock` does then, without scanning the path again."""
+        self.now = t1
         for key in self._since:  # nothing fires up to t1: later scans start there
-            self._since[key] = self.now
+            self._since[key] = t1
 
     def _has_positions(self) -> bool:
         return any(p.pos for a in self.accounts.values() for p in a.positions.values())

@@ -10,7 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from okxlab.simulator.orders import fnum
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"  # shipped with the tests (see its README)
 
@@ -133,3 +138,14 @@ def test_trade_payloads(traded) -> None:
     ]
     for fixture, ours in checks:
         assert same_shape(fixture, ours) == []
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                 st.floats(min_value=1e-6, max_value=1e7), st.integers(-10**9, 10**9).map(float),
+                 st.integers(1, 10**8).map(lambda n: n / 100.0)))
+def test_amounts_print_as_plain_shortest_decimals(x: float) -> None:
+    """fnum prints like numpy's positional formatter: the shortest digits that read back as x, no exponent."""
+    text = fnum(x)
+    assert text == ("0" if x == 0 else np.format_float_positional(x, trim="-"))
+    assert "e" not in text and float(text) == x
