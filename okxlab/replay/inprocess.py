@@ -479,6 +479,8 @@ class InProcessReplay:
             for agent in self.agents:
                 self._note_quiet_run(agent, ticks[end - 1], count=end - k - 1)
             return end
+        if self._quiet_in_bounds(k, end, ticks):
+            return end
         for j in range(k + 1, end):
             world.glide(self.ticks_ms[j])
             if not all(self._risk_quiet(agent, ticks[j]) for agent in self.agents):
@@ -486,6 +488,49 @@ class InProcessReplay:
             for agent in self.agents:
                 self._note_quiet_run(agent, ticks[j])
         return end
+
+    def _quiet_in_bounds(self, k: int, end: int, ticks: list[datetime]) -> bool:
+        """The stretch of ticks k+1 .. end-1 at once, when each account holds at most one position and no order
+        rests: its equity then moves with one price, monotonically, so the stretch's lowest and highest equity
+        are those at its lowest and highest price. If the risk rules pass at the lowest equity against the
+        highest peak the stretch can reach, they pass at every tick (they only trip on losses from the peak and
+        from the day's start), and the runs are noted with their exact peak and last equity. False (nothing
+        done) when that does not hold; the caller then checks tick by tick."""
+        world = self.world
+        assert world is not None
+        if world._resting:
+            return False
+        t_ms = self.ticks_ms[k + 1:end]
+        plans = []
+        for agent in self.agents:
+            acct = world.accounts[agent.api_key]
+            held = [sym for sym in agent.symbols if _side(acct.positions.get(sym)) is not None]
+            if len(held) > 1 or any(p.pos and sym not in agent.symbols for sym, p in acct.positions.items()):
+                return False
+            extremes = [len(t_ms) - 1]  # the last tick's equity is the next runs' last snapshot
+            if held:
+                px = [world.market.last(held[0], t) for t in t_ms]
+                if None in px:
+                    return False  # a tick without a price: equity falls back to other prices there
+                extremes += [px.index(min(px)), px.index(max(px))]
+            # equity as the run's account check sees it (the exchange's) and as its snapshot books it (the ledger)
+            seen = [(world.margin_at(acct, t_ms[i])["eq"] if held else acct.balances.get("USDT", 0.0),
+                     self._ledger_equity(agent, ticks[k + 1 + i],
+                                         {held[0]: px[i]} if held else None)) for i in extremes]
+            low = min(eq for eq, _ in seen)
+            peak = max(agent.peak or agent.initial_equity, agent.initial_equity, *(max(pair) for pair in seen))
+            account = Account(equity=low, cash=low, available=low, start_equity=agent.initial_equity,
+                              peak_equity=peak, day_start_equity=self._day_start(agent, ticks[k + 1]))
+            if risk_state.check_account(account, agent.cfg.limits, agent.state, ticks[k + 1]).changes:
+                return False
+            plans.append((agent, max(booked for _, booked in seen), seen[0][1]))
+        for agent, booked_high, booked_last in plans:
+            agent.peak = booked_high if agent.peak is None else max(agent.peak, booked_high)
+            agent.last_snapshot = (ticks[end - 1], booked_last)
+            agent.runs += end - k - 1
+            agent.statuses["completed"] = agent.statuses.get("completed", 0) + end - k - 1
+        world.glide(self.ticks_ms[end - 1])
+        return True
 
     def _note_quiet_run(self, agent: _Agent, tick: datetime, count: int = 1) -> None:
         """A run that would hold everywhere (or `count` of them, the last at `tick`, with the same equity): what

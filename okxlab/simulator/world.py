@@ -230,6 +230,16 @@ class World:
         return {"cash": cash, "upl": upl, "eq": eq, "imr": imr, "mmr": mmr, "frozen": frozen,
                 "notional": notional, "avail": eq - imr - frozen}
 
+    def margin_at(self, acct: Account, ts_ms: int) -> dict[str, float]:
+        """`margin` as it would read at ts_ms with positions and orders as they are now (a replay's look at a
+        stretch where nothing happens)."""
+        now = self.now
+        self.now = ts_ms
+        try:
+            return self.margin(acct)
+        finally:
+            self.now = now
+
     def frozen_base(self, acct: Account, ccy: str) -> float:
         return sum(o.remaining for o in self._resting.values()
                    if o.api_key == acct.api_key and o.side == "sell" and not self.spec(o.inst_id).is_swap

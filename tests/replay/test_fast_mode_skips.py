@@ -68,7 +68,7 @@ END = START + timedelta(days=24)
 AGENTS = ["tight", "daily", "fragile"]
 
 
-def _book(s, replay_id: int, runs_of: set[str] | None = None) -> dict:  # noqa: ANN001
+def _book(s, replay_id: int) -> dict:  # noqa: ANN001
     book = f"replay:{replay_id}"
     runs = s.scalars(select(m.Run).where(m.Run.replay_id == replay_id)).all()
     key = {r.id: (r.agent, r.scheduled_for) for r in runs}
@@ -86,6 +86,9 @@ def _book(s, replay_id: int, runs_of: set[str] | None = None) -> dict:  # noqa: 
             m.AuditEvent.run_id.in_(list(key)), m.AuditEvent.kind.like("risk.%")))),
         "equity": {key[e.run_id]: (e.cash, e.equity) for e in s.scalars(
             select(m.EquitySnapshot).where(m.EquitySnapshot.run_id.in_(list(key))))},
+        "verdicts": {(key[v.run_id], v.idx): (v.outcome, v.reasons, v.order, v.inputs["equity"],
+                                              v.inputs["peak_equity"], v.inputs["day_start_equity"])
+                     for v in s.scalars(select(m.RiskVerdictRecord).where(m.RiskVerdictRecord.run_id.in_(list(key))))},
         "states": {r.agent: (r.trading_state, r.state_reason, r.daily_loss_day) for r in s.scalars(
             select(m.RiskStateRecord).where(m.RiskStateRecord.book == book))},
     }
@@ -102,7 +105,7 @@ def test_fast_mode_decides_what_inline_decides_when_stops_and_limits_fire(pg_url
     inline = replay_in_process(env, agents=AGENTS, start=START, end=END, bar="15m", mode="inline",
                                simulator=Simulator(agents=config))
     fast = replay_in_process(env, agents=AGENTS, start=START, end=END, bar="15m", mode="fast",
-                             simulator=Simulator(agents=config))
+                             simulator=Simulator(agents=config), full_records=True)
     with env.sessions() as s:
         a, b = _book(s, inline.replay_id), _book(s, fast.replay_id)
 
@@ -110,7 +113,9 @@ def test_fast_mode_decides_what_inline_decides_when_stops_and_limits_fire(pg_url
     assert fast.executed < fast.runs  # runs were skipped...
     for key in ("fills", "positions", "orders", "risk", "states"):
         assert b[key] == a[key], key  # ...and nothing was decided differently
-    assert b["equity"] and all(a["equity"][k] == v for k, v in b["equity"].items())
+    # the runs fast mode executed saw the account as inline's did: equity, peak (drawdown), day start (breaker)
+    for key in ("equity", "verdicts"):
+        assert b[key] and all(a[key][k] == v for k, v in b[key].items()), key
     # what makes the comparison mean something: stops filled between runs, and both limits tripped
     reasons = [p[6] for p in a["positions"]]
     assert reasons.count("stop_loss") >= 5, reasons
