@@ -14,7 +14,8 @@ ccxt would send), and books kept with `execution.ledger` — and only change how
   only when it can change something: when the strategy would act, when the account's risk state would change
   (drawdown halt, daily loss breaker), when the quality checks might not pass, or when the exchange filled
   something since the last run (a stop). The other runs would plan `hold` for every symbol and change
-  nothing; they are counted, not stored. Records are minimal: the runs that executed, their orders, fills,
+  nothing; they are counted, not stored, and stretches of them are passed over without visiting each one
+  (see `_quiet_stretch`). Records are minimal: the runs that executed, their orders, fills,
   positions, equity snapshots and audit events (`full_records=True` adds every stage record of those runs;
   without it the features stage, which only feeds LLM prompts and records, is not computed).
 
