@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,19 +58,24 @@ class OrderBusy(TransientError):
         self.retry_after = retry_after
 
 
+def _env_seconds(name: str, minimum: float, default: Callable[[], timedelta], hint: str = "") -> timedelta:
+    """A duration from the environment variable `name` in seconds (at least `minimum`), or `default()`."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default()
+    try:
+        seconds = float(raw)
+        if not seconds >= minimum:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be a number of seconds >= {minimum:g}{hint}") from None
+    return timedelta(seconds=seconds)
+
+
 def claim_ttl() -> timedelta:
     """How long a claim protects an attempt that may still be sending: CLAIM_TTL, or OKXLAB_ORDER_CLAIM_TTL
     seconds. It must outlast any request in flight (ccxt's timeout is 10 s per call)."""
-    raw = os.environ.get("OKXLAB_ORDER_CLAIM_TTL")
-    if raw is None:
-        return CLAIM_TTL
-    try:
-        seconds = float(raw)
-        if not seconds >= 1:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"OKXLAB_ORDER_CLAIM_TTL={raw!r} must be a number of seconds >= 1 (default 60)") from None
-    return timedelta(seconds=seconds)
+    return _env_seconds("OKXLAB_ORDER_CLAIM_TTL", 1, lambda: CLAIM_TTL, " (default 60)")
 
 
 # A request that got no answer at all may still be on its way to the exchange; one the exchange answered
@@ -82,16 +88,8 @@ def resend_settle() -> timedelta:
     exchange request timeout, or OKXLAB_ORDER_RESEND_SETTLE seconds."""
     from okxlab.execution.exchange import request_timeout_ms
 
-    raw = os.environ.get("OKXLAB_ORDER_RESEND_SETTLE")
-    if raw is None:
-        return timedelta(milliseconds=2 * request_timeout_ms())
-    try:
-        seconds = float(raw)
-        if not seconds >= 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"OKXLAB_ORDER_RESEND_SETTLE={raw!r} must be a number of seconds >= 0") from None
-    return timedelta(seconds=seconds)
+    return _env_seconds("OKXLAB_ORDER_RESEND_SETTLE", 0,
+                        lambda: timedelta(milliseconds=2 * request_timeout_ms()))
 
 
 def _may_still_arrive(order: Order, now: datetime) -> float:
