@@ -10,6 +10,7 @@ record (in the stage transaction): book the fills into the ledger and store an e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -77,16 +78,22 @@ def protective_orders(client, symbol_of: dict[str, str]) -> dict[str, dict[str, 
         inst_id = (position.get("info") or {}).get("instId")
         if inst_id not in symbol_of:
             continue
-        entry: dict[str, Any] = {"stop_loss": None, "take_profit": None, "algo_ids": []}
-        for algo in client.fetch_open_orders(symbol_of[inst_id], None, None, {"trigger": True, "ordType": "conditional,oco"}):
-            info = algo.get("info") or {}
-            entry["algo_ids"].append(str(algo["id"]))
-            if info.get("slTriggerPx"):
-                entry["stop_loss"] = float(info["slTriggerPx"])
-            if info.get("tpTriggerPx"):
-                entry["take_profit"] = float(info["tpTriggerPx"])
-        out[inst_id] = entry
+        algos = client.fetch_open_orders(symbol_of[inst_id], None, None, {"trigger": True, "ordType": "conditional,oco"})
+        out[inst_id] = protection_entry((str(algo["id"]), algo.get("info") or {}) for algo in algos)
     return out
+
+
+def protection_entry(algos: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A position's live stop loss, take profit and algo ids, from its pending algo orders as (algoId, the OKX
+    row)."""
+    entry: dict[str, Any] = {"stop_loss": None, "take_profit": None, "algo_ids": []}
+    for algo_id, info in algos:
+        entry["algo_ids"].append(algo_id)
+        if info.get("slTriggerPx"):
+            entry["stop_loss"] = float(info["slTriggerPx"])
+        if info.get("tpTriggerPx"):
+            entry["take_profit"] = float(info["tpTriggerPx"])
+    return entry
 
 
 def order_record(ctx: StageContext) -> StageResult:

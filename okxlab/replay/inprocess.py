@@ -63,7 +63,7 @@ from okxlab.domain import Account, Instrument, Position, SymbolMarket
 from okxlab.errors import UserError
 from okxlab.execution import ledger
 from okxlab.execution.orders import OKX_STATES, cl_ord_id_for
-from okxlab.execution.stage import run_outcome
+from okxlab.execution.stage import protection_entry, run_outcome
 from okxlab.marketdata.bars import DAY_MS, parse_bar
 from okxlab.marketdata.features import compute_features
 from okxlab.marketdata.quality import QualityLimits, assess
@@ -1006,16 +1006,9 @@ class InProcessReplay:
         for sym, pos in world.accounts[agent.api_key].positions.items():
             if not pos.pos or sym not in agent.symbols:
                 continue
-            entry: dict[str, Any] = {"stop_loss": None, "take_profit": None, "algo_ids": []}
             pending = world.call("GET", "trade/orders-algo-pending", {"instId": sym, "ordType": "conditional,oco"},
                                  api_key=agent.api_key)
-            for info in pending.get("data") or []:
-                entry["algo_ids"].append(str(info["algoId"]))
-                if info.get("slTriggerPx"):
-                    entry["stop_loss"] = float(info["slTriggerPx"])
-                if info.get("tpTriggerPx"):
-                    entry["take_profit"] = float(info["tpTriggerPx"])
-            out[sym] = entry
+            out[sym] = protection_entry((str(info["algoId"]), info) for info in pending.get("data") or [])
         return out
 
     def _snapshot_equity(self, agent: _Agent, run_id: str, tick: datetime, marks: dict[str, float],
