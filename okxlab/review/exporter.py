@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -19,6 +20,12 @@ from okxlab.risk.stage import global_pause
 
 RECENT = timedelta(hours=24)
 TRADING_STATES = ("ACTIVE", "REDUCE_ONLY", "HALTED")
+
+
+def _latest_per_book(s: Session, model: Any, column: Any) -> Any:
+    """(agent, book, column) of the newest row of `model` per agent and book."""
+    newest = select(model.agent, model.book, func.max(model.id).label("id")).group_by(model.agent, model.book).subquery()
+    return s.execute(select(model.agent, model.book, column).join(newest, model.id == newest.c.id))
 
 
 class OkxlabCollector(Collector):
@@ -55,10 +62,7 @@ class OkxlabCollector(Collector):
 
             equity = GaugeMetricFamily("okxlab_agent_equity_usdt", "Each agent's latest equity, by book",
                                        labels=["agent", "book"])
-            latest = select(EquitySnapshot.agent, EquitySnapshot.book, func.max(EquitySnapshot.id).label("id")) \
-                .group_by(EquitySnapshot.agent, EquitySnapshot.book).subquery()
-            for agent, book, value in s.execute(select(EquitySnapshot.agent, EquitySnapshot.book, EquitySnapshot.equity)
-                                                .join(latest, EquitySnapshot.id == latest.c.id)):
+            for agent, book, value in _latest_per_book(s, EquitySnapshot, EquitySnapshot.equity):
                 equity.add_metric([agent, book], value)
             yield equity
 
@@ -79,10 +83,7 @@ class OkxlabCollector(Collector):
 
             recon = GaugeMetricFamily("okxlab_ledger_reconciled", "1 if the agent's latest reconciliation matched",
                                       labels=["agent", "book"])
-            newest = select(Reconciliation.agent, Reconciliation.book, func.max(Reconciliation.id).label("id")) \
-                .group_by(Reconciliation.agent, Reconciliation.book).subquery()
-            for agent, book, ok in s.execute(select(Reconciliation.agent, Reconciliation.book, Reconciliation.ok)
-                                             .join(newest, Reconciliation.id == newest.c.id)):
+            for agent, book, ok in _latest_per_book(s, Reconciliation, Reconciliation.ok):
                 recon.add_metric([agent, book], 1.0 if ok else 0.0)
             yield recon
 
