@@ -49,6 +49,20 @@ PG_BIN = Path(os.environ.get("OKXLAB_TEST_PG_BIN", "/usr/lib/postgresql/15/bin")
 RESULTS_ENV = "OKXLAB_RELIABILITY_RESULTS"
 
 
+def buy_and_hold_config(*names: str) -> str:
+    """An okxlab config whose agents each buy and hold BTC with 5% risk at 1x: every run trades, predictably."""
+    return "[pipeline]\ncandles = 100\n" + "".join(f"""
+[[agents]]
+name = "{name}"
+planner = "strategy"
+strategy = "builtin:buy_and_hold"
+symbols = ["BTC-USDT-SWAP"]
+[agents.risk]
+risk_budget_pct = 5.0
+max_leverage = 1
+""" for name in names)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -23,22 +23,10 @@ from okxlab.execution.orders import OrderBusy, OutcomeUnknown, claim, claim_ttl,
 from okxlab.execution.stage import _order_rows
 from okxlab.pipeline.stages import STAGES, execute_stage
 from tests.reliability.conftest import Lab, open_lab
-from tests.reliability.harness import wait_until, world_run
+from tests.reliability.harness import buy_and_hold_config, wait_until, world_run
 
 START = datetime(2022, 11, 20, tzinfo=UTC)
-CONFIG = """
-[pipeline]
-candles = 100
-
-[[agents]]
-name = "buyhold"
-planner = "strategy"
-strategy = "builtin:buy_and_hold"
-symbols = ["BTC-USDT-SWAP"]
-[agents.risk]
-risk_budget_pct = 5.0
-max_leverage = 1
-"""
+CONFIG = buy_and_hold_config("buyhold")
 
 
 @pytest.fixture

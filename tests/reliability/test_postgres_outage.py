@@ -26,6 +26,7 @@ from tests.reliability.conftest import Lab, open_lab
 from tests.reliability.harness import (
     PgCluster,
     Results,
+    buy_and_hold_config,
     orders_check,
     run_rows,
     stage_status,
@@ -36,16 +37,7 @@ from tests.reliability.harness import (
 
 START = datetime(2022, 11, 20, tzinfo=UTC)
 AGENTS = ("pg-a", "pg-b", "pg-c", "pg-d")
-CONFIG = "[pipeline]\ncandles = 100\n" + "".join(f"""
-[[agents]]
-name = "{name}"
-planner = "strategy"
-strategy = "builtin:buy_and_hold"
-symbols = ["BTC-USDT-SWAP"]
-[agents.risk]
-risk_budget_pct = 5.0
-max_leverage = 1
-""" for name in AGENTS)
+CONFIG = buy_and_hold_config(*AGENTS)
 RUNS = 8
 DOWN_S = 5.0
 CLAIM_TTL_S = 10  # an order sent just before the crash is claimed; its resolution waits for the claim

@@ -27,6 +27,7 @@ from tests.reliability.harness import (
     RedisServer,
     Results,
     WorldRun,
+    buy_and_hold_config,
     orders_check,
     run_rows,
     wait_ended,
@@ -35,16 +36,7 @@ from tests.reliability.harness import (
 
 START = datetime(2022, 11, 20, tzinfo=UTC)
 AGENTS = ("stream-a", "stream-b")
-CONFIG = "[pipeline]\ncandles = 100\n" + "".join(f"""
-[[agents]]
-name = "{name}"
-planner = "strategy"
-strategy = "builtin:buy_and_hold"
-symbols = ["BTC-USDT-SWAP"]
-[agents.risk]
-risk_budget_pct = 5.0
-max_leverage = 1
-""" for name in AGENTS)
+CONFIG = buy_and_hold_config(*AGENTS)
 BEFORE, DURING, AFTER = 8, 3, 5  # runs sent before the kill, while Redis is down, after it is back
 DOWN_S = 3.0
 
