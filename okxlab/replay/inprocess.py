@@ -439,12 +439,17 @@ class InProcessReplay:
         # the same, if it found nothing at some equity it finds nothing at any higher one. Remember the lowest.
         if agent.equity_memo is not None and agent.equity_memo[0] == key and eq >= agent.equity_memo[1]:
             return True
-        account = Account(equity=eq, cash=eq, available=eq, start_equity=agent.initial_equity, peak_equity=peak,
-                          day_start_equity=key[1])
-        if risk_state.check_account(account, agent.cfg.limits, agent.state, tick).changes:
+        if self._account_trips(agent, eq, peak, key[1], tick):
             return False
         agent.equity_memo = (key, eq)
         return True
+
+    @staticmethod
+    def _account_trips(agent: _Agent, equity: float, peak: float, day_start: float, tick: datetime) -> bool:
+        """Whether a run's account check at these figures would change the agent's risk state."""
+        account = Account(equity=equity, cash=equity, available=equity, start_equity=agent.initial_equity,
+                          peak_equity=peak, day_start_equity=day_start)
+        return bool(risk_state.check_account(account, agent.cfg.limits, agent.state, tick).changes)
 
     def _quiet_until(self, k: int) -> int:
         """Fast mode, after a tick where every run was quiet: the first later tick whose runs must be looked at
@@ -468,18 +473,14 @@ class InProcessReplay:
 
     def _quiet_stretch(self, k: int, ticks: list[datetime]) -> int:
         """Fast mode: note the quiet runs of the ticks after k that need no look (see `_quiet_until`) and return
-        the index of the next tick the drive must handle. With nothing open anywhere, equity is cash and does
-        not move: the runs are noted at once. Otherwise each tick's equity is checked against the risk rules
-        as its run would (a tick where they would trip is handed back to the drive)."""
+        the index of the next tick the drive must handle: at once when the stretch's equity is bounded (see
+        `_quiet_in_bounds`; a flat account's is its cash), otherwise each tick's equity checked against the risk
+        rules as its run would (a tick where they would trip is handed back to the drive)."""
         world = self.world
         assert world is not None
         end = self._quiet_until(k)
         if end <= k + 1:
             return k + 1
-        if not (world._resting or world._live_algos or world._has_positions()):
-            for agent in self.agents:
-                self._note_quiet_run(agent, ticks[end - 1], count=end - k - 1)
-            return end
         if self._quiet_in_bounds(k, end, ticks):
             return end
         for j in range(k + 1, end):
@@ -520,9 +521,7 @@ class InProcessReplay:
                                          {held[0]: px[i]} if held else None)) for i in extremes]
             low = min(eq for eq, _ in seen)
             peak = max(agent.peak or agent.initial_equity, agent.initial_equity, *(max(pair) for pair in seen))
-            account = Account(equity=low, cash=low, available=low, start_equity=agent.initial_equity,
-                              peak_equity=peak, day_start_equity=self._day_start(agent, ticks[k + 1]))
-            if risk_state.check_account(account, agent.cfg.limits, agent.state, ticks[k + 1]).changes:
+            if self._account_trips(agent, low, peak, self._day_start(agent, ticks[k + 1]), ticks[k + 1]):
                 return False
             plans.append((agent, max(booked for _, booked in seen), seen[0][1]))
         for agent, booked_high, booked_last in plans:
@@ -533,17 +532,16 @@ class InProcessReplay:
         world.glide(self.ticks_ms[end - 1])
         return True
 
-    def _note_quiet_run(self, agent: _Agent, tick: datetime, count: int = 1) -> None:
-        """A run that would hold everywhere (or `count` of them, the last at `tick`, with the same equity): what
-        it would leave behind that later runs read (its equity snapshot for the peak and the day's start, the
-        run count)."""
+    def _note_quiet_run(self, agent: _Agent, tick: datetime) -> None:
+        """A run that would hold everywhere: what it would leave behind that later runs read (its equity
+        snapshot for the peak and the day's start, the run count)."""
         self._day_start(agent, tick)
         equity = self._ledger_equity(agent, tick)
         agent.peak = equity if agent.peak is None else max(agent.peak, equity)
         agent.last_snapshot = (tick, equity)
-        agent.runs += count
+        agent.runs += 1
         agent.first_run = agent.first_run or tick
-        agent.statuses["completed"] = agent.statuses.get("completed", 0) + count
+        agent.statuses["completed"] = agent.statuses.get("completed", 0) + 1
 
     # ---- one run, every stage --------------------------------------------------------------------------
     def _execute(self, agent: _Agent, tick: datetime, t_ms: int) -> str:
