@@ -9,10 +9,9 @@ from sqlalchemy import func, select
 
 from okxlab.cli.agents import actor
 from okxlab.cli.common import echo_json, open_db, table
-from okxlab.db.models import MarketSnapshot, PositionRecord, utcnow
-from okxlab.db.ops import audit, set_control
+from okxlab.db.models import MarketSnapshot, PositionRecord
 from okxlab.errors import UserError
-from okxlab.risk.stage import PAUSE_KEY, global_pause
+from okxlab.risk.switches import global_pause, set_pause
 
 
 @click.group()
@@ -27,9 +26,7 @@ def pause(reason: str) -> None:
     with open_db().begin() as s:
         if global_pause(s):
             raise UserError("trading is already paused; `okxlab risk resume` lifts the pause")
-        who = actor()
-        set_control(s, PAUSE_KEY, {"paused": True, "reason": reason, "by": who, "at": utcnow().isoformat()})
-        audit(s, "risk.global_pause", f"trading paused for every agent: {reason}", actor=who)
+        set_pause(s, True, by=actor(), reason=reason)
     click.echo(f"trading paused for every agent: {reason}")
 
 
@@ -39,9 +36,7 @@ def resume() -> None:
     with open_db().begin() as s:
         if not global_pause(s):
             raise UserError("trading is not paused")
-        who = actor()
-        set_control(s, PAUSE_KEY, {"paused": False, "by": who, "at": utcnow().isoformat()})
-        audit(s, "risk.global_resume", "global pause lifted", actor=who)
+        set_pause(s, False, by=actor())
     click.echo("global pause lifted")
 
 

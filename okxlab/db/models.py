@@ -97,6 +97,10 @@ class RiskStateRecord(Base):
     daily_loss_day: Mapped[date | None] = mapped_column(Date)  # UTC day the daily loss breaker tripped
     # A human's resume starts a new drawdown epoch: the peak counts only equity snapshots after this one.
     drawdown_reset_snapshot_id: Mapped[int | None] = mapped_column(Integer)
+    # One trading run per (agent, book) between its risk verdict and the end of its order stage
+    # (okxlab/pipeline/turns.py): the run holding the turn, and how many turns were ever taken here.
+    trading_run_id: Mapped[str | None] = mapped_column(String(40))
+    trading_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -207,6 +211,8 @@ class AccountSnapshot(Base):
     available: Mapped[float] = mapped_column(Float)
     positions: Mapped[list[Any]] = mapped_column(Json, default=list)
     open_orders: Mapped[list[Any]] = mapped_column(Json, default=list)
+    # The book's trading epoch when the account was read; None if another run was trading then.
+    trading_epoch: Mapped[int | None] = mapped_column(Integer)
 
 
 class QualityCheck(Base):

@@ -1,6 +1,7 @@
 """ccxt clients for OKX: the local simulator, OKX demo trading, or (behind a switch) live.
 
-- `sim`: ccxt's okx class, unmodified, in sandbox mode and pointed at the simulator's URL.
+The venue is a function of the book an account belongs to (`venue_for_book`):
+- `sim` (and `replay:N`): ccxt's okx class, unmodified, in sandbox mode and pointed at the simulator's URL.
 - `demo`: OKX demo trading — sandbox mode, which sends `x-simulated-trading: 1` on every request.
 - `live`: refused unless LIVE_TRADING_ENABLED=true is set in the environment.
 
@@ -62,17 +63,28 @@ class Venue:
         return f"{self.mode} ({self.url})" if self.url else self.mode
 
 
-def resolve_venue(config: Config, agent: AgentConfig, exchange_url: str | None = None) -> Venue:
-    """Where this agent trades. A replay's simulator world URL wins over everything else."""
-    if exchange_url:
-        return Venue("sim", exchange_url.rstrip("/"))
-    mode = config.exchange_mode(agent)
-    if mode == "live" and not live_trading_enabled():
+BOOKS = ("sim", "demo", "live")
+
+
+def venue_for_book(config: Config, book: str, replay_url: str | None = None) -> Venue:
+    """Where a book's account lives. The book decides, always: `sim` → the simulator, `demo` → OKX demo
+    trading, `live` → OKX live (only with the switch), `replay:N` → that replay's simulator world (its
+    `replay_url`). The configured mode only chooses which book new runs are dispatched to, never where an
+    existing book's orders go."""
+    if book.startswith("replay:"):
+        if not replay_url:
+            from okxlab.errors import NotFound
+
+            raise NotFound(f"book {book} has no simulator world (the replay is unknown or never had one)")
+        return Venue("sim", replay_url.rstrip("/"))
+    if book not in BOOKS:
+        raise ConfigError(f"book {book!r} is not one of {', '.join(BOOKS)} or replay:<id>")
+    if book == "live" and not live_trading_enabled():
         raise ConfigError(
-            f"agent {agent.name}: live trading is disabled; okxlab trades live only when LIVE_TRADING_ENABLED=true "
+            "book live: live trading is disabled; okxlab trades live only when LIVE_TRADING_ENABLED=true "
             "is set (use OKX_MODE=demo for OKX demo trading)"
         )
-    return Venue(mode, config.sim_url.rstrip("/") if mode == "sim" else None)
+    return Venue(book, config.sim_url.rstrip("/") if book == "sim" else None)
 
 
 def request_timeout_ms() -> int:
@@ -116,8 +128,7 @@ class ExchangeProvider:
         self.config = config
         self._local = threading.local()
 
-    def client(self, agent: AgentConfig, exchange_url: str | None = None) -> ccxt.okx:
-        venue = resolve_venue(self.config, agent, exchange_url)
+    def client(self, agent: AgentConfig, venue: Venue) -> ccxt.okx:
         cache: dict[tuple[str, str, str | None], ccxt.okx] = self._local.__dict__.setdefault("clients", {})
         key = (agent.name, venue.mode, venue.url)
         client = cache.get(key)
@@ -129,10 +140,6 @@ class ExchangeProvider:
                 raise explain_auth_error(exc, agent, venue) from None
             cache[key] = client
         return client
-
-    def forget(self, agent: AgentConfig, exchange_url: str | None = None) -> None:
-        venue = resolve_venue(self.config, agent, exchange_url)
-        self._local.__dict__.get("clients", {}).pop((agent.name, venue.mode, venue.url), None)
 
 
 def explain_auth_error(exc: Exception, agent: AgentConfig, venue: Venue) -> Exception:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.db.models import EquitySnapshot, Fill, Order, PositionRecord
+from okxlab.db.ops import serialize
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,12 @@ def _open_record(s: Session, agent: str, book: str, symbol: str) -> PositionReco
 
 def apply_fills(s: Session, agent: str, book: str, fills: list[ExchangeFill], ct_val: dict[str, float],
                 run_id: str | None) -> list[Fill]:
-    """Book new fills (already-known ones are skipped). Returns the rows added."""
+    """Book new fills (already-known ones are skipped). Returns the rows added.
+
+    One booking per (agent, book) at a time: two order stages (or a flatten) that fetched the same fills
+    wait for each other here, and the second finds the first's fills known instead of colliding on them.
+    A fill of an order okxlab sent belongs to that order's run, whichever run books it."""
+    serialize(s, f"ledger:{agent}:{book}")
     known = set(s.scalars(select(Fill.trade_id).where(Fill.agent == agent, Fill.book == book,
                                                       Fill.trade_id.in_([f.trade_id for f in fills]))))
     ours = {o.cl_ord_id: o for o in s.scalars(select(Order).where(
@@ -169,7 +175,7 @@ def apply_fills(s: Session, agent: str, book: str, fills: list[ExchangeFill], ct
                    ct_val=ct_val[f.symbol], fee=f.fee, fee_ccy=f.fee_ccy, ts=datetime.fromtimestamp(f.ts_ms / 1000, UTC),
                    liquidity=f.liquidity,
                    slippage_bps=round(sign * (f.price - reference) / reference * 1e4, 4) if reference else None)
-        _book_position(s, agent, book, row, reason, run_id)
+        _book_position(s, agent, book, row, reason, order.run_id if order and order.run_id else run_id)
         s.add(row)
         added.append(row)
     s.flush()

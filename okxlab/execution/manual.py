@@ -18,7 +18,6 @@ from okxlab.db.ops import audit, insert_ignore
 from okxlab.execution import ledger
 from okxlab.execution.exchange import market_for
 from okxlab.execution.orders import cl_ord_id_for_manual, send_order
-from okxlab.execution.reconcile import exchange_url_for_book
 from okxlab.marketdata.stages import account_from_exchange
 from okxlab.pipeline.env import StageEnv
 
@@ -47,8 +46,8 @@ def _cancel_all(client: ccxt.okx, symbol: str) -> list[str]:
 def flatten(env: StageEnv, agent: AgentConfig, book: str, *, request_id: str, actor: str) -> FlattenResult:
     """Cancel every open order of `agent` and close every position, audited. `request_id` names this flatten
     (the same id → the same closing orders, so a retry never closes twice)."""
-    url = exchange_url_for_book(env, book)
-    client = env.exchanges.client(agent, url)
+    url = env.venue(book).url
+    client = env.client(agent, book)
     symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
     result = FlattenResult()
     for symbol in symbol_of.values():
@@ -74,7 +73,7 @@ def flatten(env: StageEnv, agent: AgentConfig, book: str, *, request_id: str, ac
         insert_ignore(s, Order, rows, ["cl_ord_id"])
         ids = {r.cl_ord_id: r.id for r in s.scalars(select(Order).where(Order.cl_ord_id.in_([r["cl_ord_id"] for r in rows])))}
     for row in rows:
-        sent = send_order(env.sessions, client, ids[row["cl_ord_id"]], utcnow(), symbol_of[row["symbol"]])
+        sent = send_order(env.sessions, client, ids[row["cl_ord_id"]], symbol_of[row["symbol"]])
         result.closed.append({"symbol": row["symbol"], "contracts": row["contracts"], "state": sent.state})
     fills = ledger.collect_fills(env.sessions, client, agent.name, book, symbol_of)
     with env.sessions.begin() as s:

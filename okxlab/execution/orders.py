@@ -4,14 +4,19 @@
   or replay of the order stage names the same order.
 - Before anything is sent, the order row is **claimed**: locked, found claimable and marked `submitting` in
   one transaction, which only one worker can win. A claim left behind by a dead worker expires after the
-  claim TTL (60 s; `OKXLAB_ORDER_CLAIM_TTL`). While another attempt holds the claim, the order's outcome is
+  claim TTL (60 s; `OKXLAB_ORDER_CLAIM_TTL`), measured on the database's clock, never the worker's: a
+  worker whose clock runs ahead must not take over a claim that is still being used.
+- The kill switches bind at the moment of the send: the claim re-reads the global pause and the agent's
+  trading state under share locks in its own transaction (risk/switches.py), and so does the permission
+  to send again after an unknown outcome. An opening order blocked by them ends `not_sent` with the reason
+  (`paused`, `halted`, `reduce_only`); closing and flattening orders always go. While another attempt holds the claim, the order's outcome is
   not known: `send_order` raises `OrderBusy` (retry when the claim expires) rather than answer with an
   order still `submitting`.
 - When a send's outcome is unknown (timeout, connection reset, 5xx), the order is marked `unknown` and the
   next attempt **looks it up by clOrdId before sending anything again**. OKX's duplicate-clOrdId answer
   means "already placed": it is fetched, never re-sent.
 - Every state change is an audit event: new → submitting → submitted → partially_filled → filled |
-  cancelled | rejected | expired (`unknown` while an outcome is being resolved).
+  cancelled | rejected | expired (`unknown` while an outcome is being resolved), or new → not_sent.
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.db.models import Order
-from okxlab.db.ops import audit
+from okxlab.db.ops import audit, db_now
 from okxlab.errors import ConfigError, TransientError
+from okxlab.risk.switches import switches_block
 
 log = logging.getLogger(__name__)
 
 CLAIM_TTL = timedelta(seconds=60)  # longer than any single send (ccxt timeout 10 s) plus its lookup
-TERMINAL_STATES = frozenset({"filled", "cancelled", "rejected", "expired"})
+TERMINAL_STATES = frozenset({"filled", "cancelled", "rejected", "expired", "not_sent"})
 DUPLICATE_CLORDID = "51016"  # OKX: "Duplicated clOrdId"
 ORDER_NOT_FOUND = ("51603",)  # OKX: "Order does not exist"
 OKX_STATES = {"live": "submitted", "partially_filled": "partially_filled", "filled": "filled",
@@ -130,16 +136,41 @@ def _transition(s: Session, order: Order, state: str, now: datetime, *, note: st
               data={"cl_ord_id": order.cl_ord_id, "from": before, "to": state, "ord_id": order.ord_id})
 
 
-def claim(sessions: sessionmaker[Session], order_id: int, now: datetime) -> str | None:
-    """Win the right to send (or resolve) this order. Returns the claim token, or None if someone else holds it
-    or it needs no sending.
+@dataclass(frozen=True)
+class Claim:
+    """The right to send (or resolve) one order, won in one transaction. `token` is None when the order was
+    not claimable (someone else holds it, or it needs no sending); `blocked` names the kill switch that ended
+    a new order `not_sent` instead."""
+
+    token: str | None
+    blocked: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.token is not None
+
+
+def _block(s: Session, order: Order, now: datetime) -> str | None:
+    """The kill switches, read under share locks in the caller's transaction: if they block this order, it
+    ends `not_sent` with the reason and the switch's name is returned."""
+    reason = switches_block(s, order.agent, order.book, purpose=order.purpose, reduce_only=order.reduce_only)
+    if reason is not None:
+        order.claim_token = None
+        _transition(s, order, "not_sent", now, note=reason, last_error=reason)
+    return reason
+
+
+def claim(sessions: sessionmaker[Session], order_id: int) -> Claim:
+    """Win the right to send (or resolve) this order.
 
     One transaction finds the order claimable, locks its row and marks it `submitting` under the new token, so
     a second attempt waits for the first and then finds it taken: of two attempts only one can win, however
-    close together they come. `send_attempts` counts the claims won.
+    close together they come. `send_attempts` counts the claims won. A new order is first checked against the
+    kill switches in the same transaction; an order that may already be at the exchange is checked after its
+    lookup (`_permit_resend`), since a placed order cannot be taken back by not sending it.
     """
     token = secrets.token_hex(16)
     with sessions.begin() as s:
+        now = db_now(s)
         order = s.scalar(
             select(Order)
             .where(Order.id == order_id,
@@ -148,10 +179,25 @@ def claim(sessions: sessionmaker[Session], order_id: int, now: datetime) -> str 
             .with_for_update()
         )
         if order is None:
-            return None
+            return Claim(None)
+        if order.state == "new":
+            blocked = _block(s, order, now)
+            if blocked is not None:
+                return Claim(None, blocked)
         order.claim_token, order.claimed_at, order.send_attempts = token, now, order.send_attempts + 1
         _transition(s, order, "submitting", now)
-    return token
+    return Claim(token)
+
+
+def _permit_resend(sessions: sessionmaker[Session], order_id: int, token: str) -> str | None:
+    """Before sending again an order the exchange says it never received: still ours, and the switches as
+    they stand now (locked, as at the claim). Returns the switch that blocked it (it is then `not_sent`)."""
+    with sessions.begin() as s:
+        now = db_now(s)
+        order = s.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        if order.claim_token != token or order.state != "submitting":
+            raise OrderBusy(f"{order.cl_ord_id}: its claim was taken over while it was looked up", retry_after=1.0)
+        return _block(s, order, now)
 
 
 def _params(order: Order) -> dict[str, Any]:
@@ -189,12 +235,13 @@ def apply_exchange_order(s: Session, order: Order, data: dict[str, Any], now: da
                                                 "feeCcy", "sz", "ordType", "side", "reduceOnly", "cTime", "uTime")})
 
 
-def _unknown(sessions: sessionmaker[Session], order_id: int, now: datetime, exc: Exception) -> OutcomeUnknown:
+def _unknown(sessions: sessionmaker[Session], order_id: int, exc: Exception) -> OutcomeUnknown:
     """Record that the order's fate at the exchange is not known, giving up this attempt's claim so that the
-    next attempt may claim it at once and look it up (rather than wait for the claim to expire)."""
+    next attempt may claim it at once and look it up (rather than wait for the claim to expire). The time is
+    the database's: the settle time before a resend counts from it."""
     with sessions.begin() as s:
         order = s.get(Order, order_id)
-        _transition(s, order, "unknown", now, note=type(exc).__name__, last_error=f"{type(exc).__name__}: {exc}"[:500])
+        _transition(s, order, "unknown", db_now(s), note=type(exc).__name__, last_error=f"{type(exc).__name__}: {exc}"[:500])
     return OutcomeUnknown(f"{order.cl_ord_id}: {type(exc).__name__}")
 
 
@@ -209,28 +256,36 @@ def _still_unknown(sessions: sessionmaker[Session], order_id: int, since: dateti
               run_id=order.run_id)
 
 
-def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int, now: datetime,
-               market_symbol: str) -> SendResult:
+def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int, market_symbol: str) -> SendResult:
     """Send one claimed order, or resolve it if a previous attempt's outcome is unknown.
 
-    Returns only orders whose outcome is known; raises OutcomeUnknown or OrderBusy (both transient) otherwise.
+    Returns only orders whose outcome is known (`not_sent` included, when a kill switch blocked it); raises
+    OutcomeUnknown or OrderBusy (both transient) otherwise. Every time here is the database's clock.
     """
     with sessions() as s:
         order = s.get(Order, order_id)
+        now = db_now(s)
+        blocked = switches_block(s, order.agent, order.book, purpose=order.purpose, reduce_only=order.reduce_only,
+                                 lock=False)
     settle_wait = _may_still_arrive(order, now)  # read before the claim turns the order `submitting`
     unknown_since = order.updated_at
-    if order.state in ("new", "unknown") and order.leverage and not order.reduce_only:
+    if order.state in ("new", "unknown") and order.leverage and not order.reduce_only and blocked is None:
         # Account set-up before the claim: if the exchange fails it, nothing was sent and no claim is held,
-        # and the order's send attempts count only attempts that sent (or looked for) the order.
+        # and the order's send attempts count only attempts that sent (or looked for) the order. Not for an
+        # order the switches block: a halted agent's leverage (and its open position's margin) stays as it is.
         client.set_leverage(order.leverage, market_symbol, {"marginMode": "cross"})
-    if claim(sessions, order_id, now) is None:
+    won = claim(sessions, order_id)
+    if not won:
+        if won.blocked is not None:
+            return SendResult(order_id, "not_sent", None, won.blocked)
         with sessions() as s:
             order = s.get(Order, order_id)
+            now = db_now(s)
         if order.state == "submitting":  # another attempt is sending it, or died doing so: wait for its claim
             wait = (order.claimed_at + claim_ttl() - now).total_seconds() if order.claimed_at else 0.0
             raise OrderBusy(f"{order.cl_ord_id}: another attempt holds its claim (expires in {max(wait, 0):.0f} s)",
                             retry_after=max(wait, 1.0))
-        return SendResult(order_id, order.state, order.ord_id)
+        return SendResult(order_id, order.state, order.ord_id, order.last_error if order.state == "not_sent" else None)
     with sessions() as s:
         order = s.get(Order, order_id)
     try:
@@ -248,22 +303,25 @@ def send_order(sessions: sessionmaker[Session], client: ccxt.okx, order_id: int,
                 _still_unknown(sessions, order_id, unknown_since, settle_wait)
                 raise OrderBusy(f"{order.cl_ord_id}: not at the exchange yet, but its last request went unanswered; "
                                 f"looking again in {settle_wait:.0f} s before sending it again", retry_after=settle_wait)
+            blocked = _permit_resend(sessions, order_id, won.token)
+            if blocked is not None:  # never placed, and a switch was pulled since: it stays unsent
+                return SendResult(order_id, "not_sent", None, blocked)
             with sessions.begin() as s:
                 audit(s, "order.not_found", f"{order.cl_ord_id} looked up by clOrdId after an unknown outcome: not at "
                       "the exchange, so it is sent", agent=order.agent, run_id=order.run_id)
     except ccxt.NetworkError as exc:  # the lookup went unanswered: still unknown, and the claim is given up
-        raise _unknown(sessions, order_id, now, exc) from exc
+        raise _unknown(sessions, order_id, exc) from exc
     try:
         reply = client.create_order(market_symbol, order.order_type, order.side, order.contracts, order.price,
                                     _params(order))
     except ccxt.NetworkError as exc:  # timeouts, resets, 5xx, rate limits: we cannot know if it landed
-        raise _unknown(sessions, order_id, now, exc) from exc
+        raise _unknown(sessions, order_id, exc) from exc
     except ccxt.ExchangeError as exc:
         if DUPLICATE_CLORDID in str(exc):  # already placed by an earlier attempt: fetch it, never re-send
             try:
                 found = lookup(client, market_symbol, order.cl_ord_id)
             except ccxt.NetworkError as err:
-                raise _unknown(sessions, order_id, now, err) from err
+                raise _unknown(sessions, order_id, err) from err
             if found is not None:
                 with sessions.begin() as s:
                     order = s.get(Order, order_id)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from okxlab.config import AgentConfig
-from okxlab.db.models import Fill, Reconciliation, Replay, utcnow
+from okxlab.db.models import Fill, Reconciliation, utcnow
 from okxlab.db.ops import audit
 from okxlab.execution import ledger
 from okxlab.execution.exchange import market_for
@@ -32,18 +32,6 @@ class ReconcileResult:
     differences: list[str] = field(default_factory=list)
     ledger: dict[str, Any] = field(default_factory=dict)
     exchange: dict[str, Any] = field(default_factory=dict)
-
-
-def exchange_url_for_book(env: StageEnv, book: str) -> str | None:
-    if not book.startswith("replay:"):
-        return None
-    with env.sessions() as s:
-        replay = s.get(Replay, int(book.split(":", 1)[1]))
-    if replay is None or not replay.exchange_url:
-        from okxlab.errors import NotFound
-
-        raise NotFound(f"no replay for book {book}")
-    return replay.exchange_url
 
 
 def compare(agent: AgentConfig, book: str, totals: ledger.LedgerTotals, booked: set[str],
@@ -82,8 +70,7 @@ def compare(agent: AgentConfig, book: str, totals: ledger.LedgerTotals, booked: 
 
 
 def reconcile(env: StageEnv, agent: AgentConfig, book: str, *, source: str = "cli") -> ReconcileResult:
-    url = exchange_url_for_book(env, book)
-    client = env.exchanges.client(agent, url)
+    client = env.client(agent, book)
     symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
     account = account_from_exchange(client.fetch_balance(), client.fetch_positions(list(symbol_of.values())))
     fills = ledger.fetch_fills(client, symbol_of, None)

@@ -22,7 +22,7 @@ from okxlab.execution.exchange import market_for
 from okxlab.execution.orders import cl_ord_id_for, refresh_open_orders, send_order
 from okxlab.pipeline.env import StageEnv
 from okxlab.pipeline.stages import StageContext, StageResult
-from okxlab.replay.rerun import is_rerun
+from okxlab.pipeline.turns import end_turn
 
 
 def _order_rows(s, run: Run, tag: str, exchange_url: str | None) -> list[dict[str, Any]]:  # noqa: ANN001
@@ -47,8 +47,8 @@ def _order_rows(s, run: Run, tag: str, exchange_url: str | None) -> list[dict[st
 
 def order_gather(env: StageEnv, run: Run) -> dict[str, Any]:
     agent = env.config.agent(run.agent)
-    url = env.exchange_url(run)
-    dry = is_rerun(env.replay(run))
+    dry = env.is_rerun(run)
+    url = None if dry else env.venue(run.book).url
     with env.sessions.begin() as s:
         rows = _order_rows(s, run, env.config.broker_tag, url)
         if dry:  # a re-run of a past run records what it would send, and sends nothing
@@ -59,10 +59,10 @@ def order_gather(env: StageEnv, run: Run) -> dict[str, Any]:
     if dry:
         return {"orders": [{"order_id": o.id, "state": o.state, "ord_id": None, "error": None} for o in orders],
                 "fills": [], "ct_val": {}, "dry": True}
-    client = env.exchanges.client(agent, url)
+    client = env.client(agent, run.book)
     symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
     ct_val = {inst: float(market_for(client, inst).get("contractSize") or 1.0) for inst in agent.symbols}
-    results = [send_order(env.sessions, client, o.id, env.now(), symbol_of[o.symbol]) for o in orders]
+    results = [send_order(env.sessions, client, o.id, symbol_of[o.symbol]) for o in orders]
     refresh_open_orders(env.sessions, client, run.agent, run.book, env.now(), symbol_of)
     fills = ledger.collect_fills(env.sessions, client, run.agent, run.book, symbol_of)
     protection = protective_orders(client, symbol_of)
@@ -116,6 +116,7 @@ def order_record(ctx: StageContext) -> StageResult:
     output = {"orders": g["orders"], "new_fills": len(added), "equity": round(equity.equity, 2)}
     verdicts = s.scalars(select(RiskVerdictRecord).where(RiskVerdictRecord.run_id == run.id)
                          .order_by(RiskVerdictRecord.idx)).all()
+    end_turn(s, run.agent, run.book, run.id)  # the run ends in this transaction: the next may trade
     return StageResult(output=output, end=run_outcome(verdicts, g["orders"]))
 
 
@@ -125,6 +126,8 @@ def run_outcome(verdicts: list[RiskVerdictRecord], orders: list[dict[str, Any]])
         states = [o["state"] for o in orders]
         if all(st == "rejected" for st in states):
             return "rejected", "rejected by the exchange: " + "; ".join(str(o["error"])[:200] for o in orders)
+        if all(st == "not_sent" for st in states):  # a kill switch pulled after the verdict
+            return "rejected", "not sent: " + ", ".join(sorted({str(o["error"]) for o in orders}))
         return "completed", f"completed: {len(states)} order(s) " + ", ".join(sorted(set(states)))
     actionable = [v for v in verdicts if v.action != "hold"]
     rejected = [v for v in actionable if v.outcome == "reject"]

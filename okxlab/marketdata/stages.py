@@ -19,6 +19,7 @@ from okxlab.marketdata.features import compute_features
 from okxlab.marketdata.quality import QualityLimits, assess
 from okxlab.pipeline.env import StageEnv
 from okxlab.pipeline.stages import StageContext, StageResult
+from okxlab.pipeline.turns import snapshot_epoch
 
 
 def to_ms(dt: datetime) -> int:
@@ -69,7 +70,9 @@ def account_from_exchange(balance: dict[str, Any], positions: list[dict[str, Any
 def snapshot_gather(env: StageEnv, run: Run) -> dict[str, Any]:
     """Everything the snapshot needs from the exchange, fetched outside any database transaction."""
     agent = env.config.agent(run.agent)
-    client = env.exchanges.client(agent, env.exchange_url(run))
+    with env.sessions() as s:  # before the account is read: a turn taken after this makes the snapshot stale
+        epoch = snapshot_epoch(s, run.agent, run.book, run.id)
+    client = env.client(agent, run.book)
     exchange_ms = int(client.fetch_time())
     cutoff_ms = min(exchange_ms, to_ms(run.scheduled_for))
     step = bar_ms(agent.bar)
@@ -91,7 +94,8 @@ def snapshot_gather(env: StageEnv, run: Run) -> dict[str, Any]:
             "candles": [[float(x) for x in c] for c in raw if c[0] + step <= cutoff_ms][-wanted:],
         })
     account = account_from_exchange(client.fetch_balance(), client.fetch_positions(ccxt_symbols))
-    return {"exchange_ms": exchange_ms, "cutoff_ms": cutoff_ms, "bar": agent.bar, "symbols": symbols, "account": account}
+    return {"exchange_ms": exchange_ms, "cutoff_ms": cutoff_ms, "bar": agent.bar, "symbols": symbols, "account": account,
+            "epoch": epoch}
 
 
 def snapshot_record(ctx: StageContext) -> StageResult:
@@ -107,7 +111,7 @@ def snapshot_record(ctx: StageContext) -> StageResult:
         summary["symbols"][sym["inst_id"]] = {"last": sym["last"], "bid": sym["bid"], "ask": sym["ask"],
                                               "candles": len(sym["candles"])}
     account = g["account"]
-    ctx.session.add(AccountSnapshot(run_id=run.id, agent=run.agent, **account, open_orders=[]))
+    ctx.session.add(AccountSnapshot(run_id=run.id, agent=run.agent, **account, open_orders=[], trading_epoch=g["epoch"]))
     summary["account"] = {"equity": account["equity"], "available": account["available"],
                           "positions": len(account["positions"])}
     return StageResult(output=summary)

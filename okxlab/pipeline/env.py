@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from okxlab.config import Config, load_config
+from okxlab.config import AgentConfig, Config, load_config
 from okxlab.db.models import Replay, Run, utcnow
 from okxlab.db.session import session_factory
-from okxlab.execution.exchange import ExchangeProvider
+from okxlab.errors import NotFound
+from okxlab.execution.exchange import ExchangeProvider, Venue, venue_for_book
 
 if TYPE_CHECKING:
+    import ccxt
+
     from okxlab.planning.factory import PlannerProvider
 
 
@@ -34,21 +37,44 @@ class StageEnv:
 
     def replay(self, run: Run) -> Replay | None:
         """The replay a run belongs to (read once; replays do not change while they run)."""
-        if run.replay_id is None:
-            return None
+        return None if run.replay_id is None else self._replay(run.replay_id)
+
+    def _replay(self, replay_id: int) -> Replay | None:
         with self._lock:
-            cached = self._replays.get(run.replay_id)
+            cached = self._replays.get(replay_id)
         if cached is None:
             with self.sessions() as s:
-                cached = s.get(Replay, run.replay_id)
-            with self._lock:
-                self._replays[run.replay_id] = cached
+                cached = s.get(Replay, replay_id)
+            if cached is not None:
+                with self._lock:
+                    self._replays[replay_id] = cached
         return cached
 
-    def exchange_url(self, run: Run) -> str | None:
-        """A replay's simulator world; None means the configured exchange."""
+    def is_rerun(self, run: Run) -> bool:
+        """A re-run of a past run (`replay run`): it records what it would send and never trades."""
         replay = self.replay(run)
-        return replay.exchange_url if replay else None
+        return replay is not None and replay.kind == "run"
+
+    def venue(self, book: str) -> Venue:
+        """Where `book`'s account lives (execution.exchange.venue_for_book). A re-run's book reads the market
+        of its original's book (it never trades)."""
+        replay_url = None
+        if book.startswith("replay:"):
+            try:
+                replay = self._replay(int(book.split(":", 1)[1]))
+            except ValueError:
+                raise NotFound(f"book {book!r} is not replay:<id>") from None
+            if replay is not None and replay.kind == "run" and not replay.exchange_url:
+                with self.sessions() as s:
+                    original = s.get(Run, (replay.summary or {}).get("original", ""))
+                if original is not None and original.book != book:
+                    return self.venue(original.book)
+            replay_url = replay.exchange_url if replay is not None else None
+        return venue_for_book(self.config, book, replay_url)
+
+    def client(self, agent: AgentConfig, book: str) -> ccxt.okx:
+        """A loaded ccxt client for `agent`'s account in `book`."""
+        return self.exchanges.client(agent, self.venue(book))
 
 
 def build_env(config: Config | None = None, database_url: str | None = None) -> StageEnv:

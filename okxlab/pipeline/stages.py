@@ -183,11 +183,19 @@ def execute_stage(stage: str, run_id: str, env: StageEnv, delivery: Delivery | N
             if result.end is not None:
                 run.status, run.reason = result.end
                 run.finished_at = now
-    except (_AlreadyDone, IntegrityError):
-        # Another delivery of this stage finished first; its records stand and ours were rolled back.
+    except (_AlreadyDone, IntegrityError) as exc:
+        # Another delivery of this stage finished first: its records stand and ours were rolled back. A
+        # collision on a key while this stage is still not done is something else (rows another run wrote
+        # meanwhile): this attempt was rolled back whole and is tried again, so the run still completes.
         with env.sessions.begin() as s:
             run = s.get(Run, run_id)
+            done = s.scalar(select(StageRecord.status).where(StageRecord.run_id == run_id,
+                                                              StageRecord.stage == stage)) == "done"
+        if done or isinstance(exc, _AlreadyDone):
             return run is not None and run.status not in TERMINAL
+        message = f"IntegrityError: {str(exc.orig if hasattr(exc, 'orig') else exc)[:300]}"
+        _fail(env, stage, run_id, message, end_run=False)
+        raise TransientError(f"run {run_id}: {stage}: {message}") from exc
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".strip()
         if is_transient(exc):

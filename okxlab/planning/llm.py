@@ -41,6 +41,7 @@ from okxlab.planning.providers import (
     require_api_key,
 )
 from okxlab.planning.schema import validate_plan
+from okxlab.secrets import configured_secrets
 
 if TYPE_CHECKING:
     from okxlab.config import AgentConfig, Config
@@ -134,6 +135,7 @@ class LlmPlanner:
         prices: Mapping[str, Price] | None = None,
         cache: ResponseCache | None = None,
         series_bars: int = SERIES_BARS,
+        secrets: Iterable[str] = (),
     ) -> None:
         require_api_key(settings)  # a missing key is a start-up error for this agent, not a mid-run crash
         self.agent = agent
@@ -141,6 +143,7 @@ class LlmPlanner:
         self.prices = dict(prices or {})
         self.cache = cache
         self.series_bars = series_bars
+        self.secrets = tuple(secrets)  # every configured secret: scrubbed from the model's answers
         self.name = f"llm:{settings.label}"
 
     def __repr__(self) -> str:
@@ -203,7 +206,10 @@ class LlmPlanner:
             if not isinstance(completion, ChatCompletion) or not completion.choices:
                 raise _NotACompletion
             choice = completion.choices[0]
-            call.response = (choice.message.content if choice.message is not None else None) or ""
+            # A model may repeat anything it saw or was told, keys included: its answer is kept (stored,
+            # cached, quoted back in the repair request) only without them.
+            call.response = redact((choice.message.content if choice.message is not None else None) or "",
+                                   (client.secret or "", *self.secrets))
             finish_reason = choice.finish_reason
             if completion.usage is not None:
                 call.tokens_in = completion.usage.prompt_tokens
@@ -225,7 +231,7 @@ class LlmPlanner:
             call.error = f"unexpected answer from the server: not a chat completion ({type(exc).__name__})"
         call.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if call.error is not None:
-            call.error = _short(redact(call.error, [client.secret or ""]))
+            call.error = _short(redact(call.error, (client.secret or "", *self.secrets)))
             call.response = None
         elif self.cache is not None:
             try:
@@ -275,4 +281,4 @@ def llm_planner(agent: AgentConfig, config: Config, cache: ResponseCache | None 
     """The planner for an `llm` agent of the config. Raises ConfigError (one line) for bad settings or a missing key."""
     settings = parse_llm_settings(agent.name, agent.llm)
     prices = parse_prices(config.llm.get("prices") if isinstance(config.llm, Mapping) else None)
-    return LlmPlanner(agent.name, settings, prices=prices, cache=cache)
+    return LlmPlanner(agent.name, settings, prices=prices, cache=cache, secrets=configured_secrets(config))

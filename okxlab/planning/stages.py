@@ -53,7 +53,8 @@ def plan_record(ctx: StageContext) -> StageResult:
 
 
 def validate_stage(ctx: StageContext) -> StageResult:
-    from okxlab.risk.stage import record_invalid_plan, state_row  # the risk engine owns the counters
+    from okxlab.risk.stage import record_invalid_plan  # the risk engine owns the counters
+    from okxlab.risk.switches import state_row
 
     run, agent, s = ctx.run, ctx.agent, ctx.session
     plan = s.scalar(select(PlanRecord).where(PlanRecord.run_id == run.id))

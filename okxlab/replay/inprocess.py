@@ -62,7 +62,7 @@ from okxlab.db.ops import audit
 from okxlab.domain import Account, Instrument, Position, SymbolMarket
 from okxlab.errors import UserError
 from okxlab.execution import ledger
-from okxlab.execution.orders import OKX_STATES, cl_ord_id_for
+from okxlab.execution.orders import OKX_STATES, TERMINAL_STATES, cl_ord_id_for
 from okxlab.execution.stage import protection_entry, run_outcome
 from okxlab.marketdata.bars import DAY_MS, parse_bar
 from okxlab.marketdata.features import compute_features
@@ -76,6 +76,7 @@ from okxlab.replay.range import RangeResult, summarize, ticks_between
 from okxlab.risk import state as risk_state
 from okxlab.risk.engine import assess_plan
 from okxlab.risk.stage import intent_to_json
+from okxlab.risk.switches import order_block
 from okxlab.simulator.simulator import Simulator
 from okxlab.simulator.world import World
 from okxlab.strategies.engine import Signals, evaluate
@@ -244,7 +245,8 @@ class InProcessReplay:
 
     # ---- set-up ----------------------------------------------------------------------------------------
     def _setup(self, ticks: list[datetime]) -> None:
-        from okxlab.risk.stage import load_risk_state, state_row
+        from okxlab.risk.stage import load_risk_state
+        from okxlab.risk.switches import state_row
 
         name = f"replay-{self.replay.id}"
         with self.sim.lock:
@@ -820,9 +822,16 @@ class InProcessReplay:
     def _send(self, agent: _Agent, row: dict[str, Any], run_id: str) -> None:
         world = self.world
         assert world is not None
+        now = utcnow()
+        # The kill switches at the moment of the order, by the order stage's own rule (risk.switches).
+        blocked = order_block(agent.state.trading_state, agent.state.global_pause, purpose=row["purpose"],
+                              reduce_only=row["reduce_only"])
+        if blocked is not None:
+            row["last_error"] = blocked
+            self._order_event(row, "not_sent", now, note=blocked)
+            return
         agent.flat_account = None  # the account changes with this order
         spec = world.spec(row["symbol"])
-        now = utcnow()
         if row["leverage"] and not row["reduce_only"] and \
                 world.accounts[agent.api_key].lever(row["symbol"]) != float(row["leverage"]):
             # Account set-up before the claim, as execution.orders does (setting the leverage the account already
@@ -878,7 +887,7 @@ class InProcessReplay:
         if state == before:
             return
         row["state"] = state
-        if state in ("filled", "cancelled", "rejected", "expired"):
+        if state in TERMINAL_STATES:
             row["closed_at"] = row["closed_at"] or now
         self._audit("order." + state, f"{row['cl_ord_id']} {row['symbol']} {row['side']} {row['contracts']:g}: "
                     f"{before} → {state}" + (f" ({note})" if note else ""), row["agent"], row["run_id"],
@@ -1052,7 +1061,7 @@ class InProcessReplay:
             for rec in [*agent.closed_records, *agent.open_records.values()]:
                 self.writer.add(m.PositionRecord, _row(rec))
         self.writer.flush()
-        from okxlab.risk.stage import state_row
+        from okxlab.risk.switches import state_row
 
         with self.env.sessions.begin() as s:
             for agent in self.agents:

@@ -88,10 +88,6 @@ def _offline(s: Session, run: Run) -> bool:
     return bool(replay and replay.offline_planners)
 
 
-def is_rerun(replay: Replay | None) -> bool:
-    return replay is not None and replay.kind == "run"
-
-
 def side_by_side(s: Session, original_id: str, rerun_id: str) -> list[dict[str, Any]]:
     """One row per aspect: what the original and the re-run each recorded."""
     def stage_status(run_id: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.db.models import EquitySnapshot, Order, Reconciliation, RiskStateRecord, Run, StageRecord, utcnow
-from okxlab.risk.stage import global_pause
+from okxlab.risk.switches import global_pause
 
 RECENT = timedelta(hours=24)
 TRADING_STATES = ("ACTIVE", "REDUCE_ONLY", "HALTED")

@@ -23,38 +23,16 @@ from okxlab.db.models import (
     RiskVerdictRecord,
     utcnow,
 )
-from okxlab.db.ops import audit, get_control, insert_ignore
+from okxlab.db.ops import audit
 from okxlab.domain import OrderIntent, TradingState
 from okxlab.pipeline.inputs import load_account, load_markets
 from okxlab.pipeline.stages import StageContext, StageResult
+from okxlab.pipeline.turns import take_turn
 from okxlab.planning.schema import parse_plan
 from okxlab.risk import state as risk_state
 from okxlab.risk.engine import assess_plan
 from okxlab.risk.limits import RiskLimits
-
-PAUSE_KEY = "global_pause"
-
-
-def global_pause(session: Session) -> dict[str, Any] | None:
-    """The global pause, if one is in force: {"paused": True, "reason": ..., "by": ..., "at": ...}."""
-    value = get_control(session, PAUSE_KEY)
-    return value if value and value.get("paused") else None
-
-
-def pause_applies(book: str) -> bool:
-    """The global pause is the operator's switch for trading accounts; replays of history are not trading."""
-    return not book.startswith("replay:")
-
-
-def state_row(session: Session, agent: str, book: str) -> RiskStateRecord:
-    """The agent's trading state in `book`, created ACTIVE the first time the book is traded."""
-    row = session.get(RiskStateRecord, (agent, book))
-    if row is None:
-        insert_ignore(session, RiskStateRecord, [{"agent": agent, "book": book, "trading_state": "ACTIVE",
-                                                   "consecutive_invalid_plans": 0, "consecutive_rejections": 0,
-                                                   "updated_at": utcnow()}], ["agent", "book"])
-        row = session.get(RiskStateRecord, (agent, book))
-    return row
+from okxlab.risk.switches import global_pause, pause_applies, state_row
 
 
 def load_risk_state(session: Session, row: RiskStateRecord) -> risk_state.RiskState:
@@ -119,6 +97,11 @@ def risk_stage(ctx: StageContext) -> StageResult:
     validation = s.scalar(select(PlanValidation).where(PlanValidation.run_id == run.id))
     if validation is None or not validation.valid:
         raise LookupError(f"run {run.id} has no valid plan")
+    if not ctx.env.is_rerun(run):  # a re-run sends nothing, so it needs no turn
+        epoch = s.scalar(select(AccountSnapshot.trading_epoch).where(AccountSnapshot.run_id == run.id))
+        refused = take_turn(s, run, epoch)
+        if refused is not None:
+            return StageResult(output={"turn": refused[0]}, end=("skipped", f"skipped: {refused[0]} — {refused[1]}"))
     plan = parse_plan(validation.plan)
     markets = load_markets(s, run.id)
     as_of = next(iter(markets.values())).as_of if markets else run.scheduled_for

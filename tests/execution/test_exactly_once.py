@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from okxlab.db.models import AuditEvent, EquitySnapshot, Fill, Order, PositionRecord, Run
 from okxlab.errors import ConfigError
@@ -108,7 +108,9 @@ def test_the_order_stage_delivered_twice_at_once_sends_one_order(pg_url: str, re
                 rec.status = "running"
             s.get(Run, run.id).status = "running"
             for order in s.scalars(select(Order)):
-                order.state = "unknown"  # as if the first attempt died right after sending
+                order.state = "unknown"  # as if the first attempt died right after sending,
+            for model in (EquitySnapshot, Fill, PositionRecord):  # before its records were committed
+                s.execute(delete(model))
         outcomes: list[object] = []
 
         def deliver() -> None:
@@ -163,14 +165,15 @@ def test_after_a_multi_day_replay_the_ledger_reconciles_to_the_cent(pg_url: str,
 
 def test_live_mode_is_refused_without_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     from okxlab.config import load_config
-    from okxlab.execution.exchange import resolve_venue
+    from okxlab.execution.exchange import venue_for_book
 
     monkeypatch.setenv("OKX_MODE", "live")
     config = load_config()
+    book = config.exchange_mode(config.agent("trend"))
     with pytest.raises(ConfigError, match="live trading is disabled.*LIVE_TRADING_ENABLED=true"):
-        resolve_venue(config, config.agent("trend"))
+        venue_for_book(config, book)
     monkeypatch.setenv("LIVE_TRADING_ENABLED", "true")
-    assert resolve_venue(config, config.agent("trend")).mode == "live"
+    assert venue_for_book(config, book).mode == "live"
 
 
 def test_an_unanswered_order_is_not_sent_again_before_it_had_time_to_land(

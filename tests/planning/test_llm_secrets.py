@@ -67,3 +67,42 @@ def test_the_key_appears_nowhere_but_the_authorization_header(
     for request in llm_server.chat_requests:
         assert request.authorization == f"Bearer {FAKE_KEY}"
         assert_no_key(request.text, "the request (apart from its Authorization header)")
+
+
+def test_configured_secrets_a_model_repeats_in_a_normal_answer_are_never_kept(
+    llm_server: LlmServer, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 200 answer that is a fine plan, or a broken one to be repaired, may still quote a secret: the LLM key,
+    or any other the config names (here an agent's OKX secret). Neither is stored, cached, or quoted back."""
+    from okxlab.config import parse_config
+    from okxlab.secrets import configured_secrets
+
+    okx_secret = "OKXsecretVALUE-9f3e1d7c5b"
+    monkeypatch.setenv("ECHO_OKX_SECRET", okx_secret)
+    config = parse_config('[[agents]]\nname = "a"\nplanner = "strategy"\nstrategy = "builtin:buy_and_hold"\n'
+                          'symbols = ["BTC-USDT-SWAP"]\n[agents.okx]\napi_key_env = "X_KEY"\n'
+                          'secret_env = "ECHO_OKX_SECRET"\npassphrase_env = "X_PASS"\n', "<test>")
+    secrets = configured_secrets(config)
+    assert okx_secret in secrets
+    echoing = json.loads(VALID_JSON)
+    echoing["decisions"][0]["rationale"] = f"my key is {FAKE_KEY} and the exchange secret {okx_secret}"
+    broken = json.dumps({"decisions": [{"symbol": "BTC-USDT-SWAP", "action": "open_long", "confidence": 2,
+                                        "rationale": f"keys {FAKE_KEY} {okx_secret}"}]})
+    cache = MemoryResponseCache()
+    planner = LlmPlanner("tester", settings_for(llm_server), prices=PRICES, cache=cache, secrets=secrets)
+    llm_server.script(answer(json.dumps(echoing)), answer(broken), answer(VALID_JSON))
+    plain = planner.plan(make_ctx("r1", fresh_llm=True))
+    repaired = planner.plan(make_ctx("r2", fresh_llm=True))
+
+    assert plain.error is None and plain.document["decisions"][0]["rationale"].count("[redacted]") == 2
+    assert repaired.error is None and len(repaired.llm_calls) == 2
+    for result in (plain, repaired):
+        stored = json.dumps(dataclasses.asdict(result), default=str)
+        assert_no_key(stored, "the stored result")
+        assert okx_secret not in stored and not [p for p in pieces(okx_secret) if p in stored]
+    for key in cache.keys():
+        assert okx_secret not in repr(cache.get(*key))
+        assert_no_key(repr(cache.get(*key)), "the response cache")
+    repair_request = llm_server.chat_requests[-1].text  # the broken answer, quoted back to the model
+    assert "[redacted]" in repair_request and okx_secret not in repair_request
+    assert_no_key(repair_request, "the repair request")

@@ -6,7 +6,6 @@ simulator over HTTP; what the exchange received is read from the simulator's adm
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +56,7 @@ def _placements(lab: Lab, world: str, cl_ord_id: str) -> int:
 def test_an_order_claimed_by_a_dead_attempt_is_retried_then_taken_over_and_sent_once(lab: Lab) -> None:
     run_id, world, order = _up_to_risk(lab)
     # What a worker killed in the middle of sending leaves behind: the order claimed and `submitting`.
-    assert claim(lab.env.sessions, order.id, lab.env.now())
+    assert claim(lab.env.sessions, order.id)
     with lab.env.sessions.begin() as s:
         s.get(Order, order.id).state = "submitting"
     # Redelivered at once: the claim is fresh, so nobody knows whether the order went out. The stage must not
@@ -70,9 +69,11 @@ def test_an_order_claimed_by_a_dead_attempt_is_retried_then_taken_over_and_sent_
         record = s.scalar(select(StageRecord).where(StageRecord.run_id == run_id, StageRecord.stage == "order"))
         assert record.status == "running" and "OrderBusy" in record.error
     assert _placements(lab, world, order.cl_ord_id) == 0
-    # Once the claim has expired, the retry takes it over, looks the order up (never sent), and sends it once.
-    later = dataclasses.replace(lab.env, now=lambda: datetime.now(UTC) + claim_ttl() + timedelta(seconds=1))
-    assert execute_stage("order", run_id, later) is False  # the run ends here
+    # Once the claim has expired (on the database's clock), the retry takes it over, looks the order up (never
+    # sent), and sends it once.
+    with lab.env.sessions.begin() as s:
+        s.get(Order, order.id).claimed_at -= claim_ttl() + timedelta(seconds=1)
+    assert execute_stage("order", run_id, lab.env) is False  # the run ends here
     with lab.env.sessions() as s:
         run = s.get(Run, run_id)
         final = s.get(Order, order.id)
@@ -97,17 +98,19 @@ def test_two_attempts_racing_for_a_new_order_send_it_once(lab: Lab) -> None:
     audit log, so every order state change waits to be recorded: the moment between winning the claim and
     marking the order `submitting` lasts as long as the test likes. Only one attempt may send."""
     run_id, world, order = _up_to_risk(lab)
-    agent, url = lab.config.agent("buyhold"), lab.sim.world_url(world)
+    agent = lab.config.agent("buyhold")
+    with lab.env.sessions() as s:
+        book = s.get(Run, run_id).book
     holder = psycopg2.connect(lab.db_url)
     with holder.cursor() as cur:
         cur.execute("LOCK TABLE audit_events IN SHARE MODE")  # reads go on; inserts wait
     outcomes: dict[str, str] = {}
 
     def attempt(name: str) -> None:
-        client = lab.env.exchanges.client(agent, url)
+        client = lab.env.client(agent, book)
         symbol = market_for(client, order.symbol)["symbol"]
         try:
-            outcomes[name] = send_order(lab.env.sessions, client, order.id, lab.env.now(), symbol).state
+            outcomes[name] = send_order(lab.env.sessions, client, order.id, symbol).state
         except OrderBusy:
             outcomes[name] = "busy"
 

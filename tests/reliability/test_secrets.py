@@ -30,7 +30,7 @@ from okxlab.config import load_config
 from okxlab.db import models as m
 from okxlab.db.models import utcnow
 from okxlab.errors import ConfigError
-from okxlab.execution.exchange import new_client, resolve_venue
+from okxlab.execution.exchange import new_client, venue_for_book
 from okxlab.pipeline.dispatch import create_runs
 from okxlab.pipeline.stages import execute_stage
 from okxlab.replay.range import create_replay, run_range
@@ -200,7 +200,7 @@ def test_live_trading_needs_its_switch_and_real_okx_means_demo(pg_url: str, tmp_
                                             "passphrase_env": "OKX_TREND_PASS"})
     # OKX demo: ccxt's sandbox mode, every request marked x-simulated-trading: 1, aimed at OKX itself.
     monkeypatch.setenv("OKX_MODE", "demo")
-    demo = new_client(config, keyed, resolve_venue(config, keyed))
+    demo = new_client(config, keyed, venue_for_book(config, config.exchange_mode(keyed)))
     assert demo.headers.get("x-simulated-trading") == "1" and demo.urls["api"]["rest"] == "https://{hostname}"
     assert demo.hostname.endswith("okx.com")
     # Live: refused unless LIVE_TRADING_ENABLED is exactly true; then, and only then, not marked simulated.
@@ -211,9 +211,9 @@ def test_live_trading_needs_its_switch_and_real_okx_means_demo(pg_url: str, tmp_
         else:
             monkeypatch.setenv("LIVE_TRADING_ENABLED", value)
         with pytest.raises(ConfigError, match="live trading is disabled"):
-            resolve_venue(config, keyed)
+            venue_for_book(config, config.exchange_mode(keyed))
     monkeypatch.setenv("LIVE_TRADING_ENABLED", "true")
-    live = new_client(config, keyed, resolve_venue(config, keyed))
+    live = new_client(config, keyed, venue_for_book(config, config.exchange_mode(keyed)))
     assert "x-simulated-trading" not in (live.headers or {})
     # In the pipeline: an agent set to live without the switch fails its first stage with that reason, and
     # nothing reaches any exchange (the venue is refused before a client exists).
