@@ -127,6 +127,31 @@ def render(r: dict[str, dict[str, Any]]) -> str:
         out.append(_row("bad operator input", f"{ops['cases']} commands", f"{ops['one_clear_line']}/{ops['cases']} one "
                         f"line, {ops['nonzero_exit']}/{ops['cases']} non-zero exit", "-",
                         "nothing written" if not ops["rows_changed"] and not ops["home_created"] else "WRITTEN", "-"))
+    ks, turns, skew, fr, venue = (r.get(k) for k in ("kill_switches", "trading_turns", "clock_skew", "fill_race",
+                                                      "venue_by_book"))
+    if ks:
+        race = ks["cases"].get("race", {})
+        switched = [c for c in ks["cases"] if c != "race"]
+        out.append(_row("kill switch pulled after the risk verdict (pause, halt, reduce-only, halt + flatten, pause "
+                        "during an outage) and pause racing the claim",
+                        f"{len(switched)} cases + {race.get('trials', 0)} races", "-", "-",
+                        f"{_orders_after_switch(ks)} opening orders after a switch",
+                        f"{race.get('crossed', '?')} races crossed"))
+    if turns:
+        out.append(_row(f"{turns['runs_at_one_tick']} runs of one agent at one tick (real worker)",
+                        f"{turns['runs_at_one_tick']} runs", f"{turns['completed']} traded, the others skipped with "
+                        "their reason", f"{turns['orders_at_exchange'] - 1} orders",
+                        f"exposure {turns['contracts']:g} contracts = one run's {turns['one_run_contracts']:g}", "-"))
+    if skew:
+        out.append(_row(f"worker clock {skew['worker_clock_ahead_s']} s ahead (claim TTL {skew['claim_ttl_s']} s)",
+                        "1 live claim", "-", f"{skew['second_placements']} second placements", "-", "-"))
+    if fr:
+        out.append(_row("an order stage and a flatten booking the same fill", f"{fr['bookers']} bookers",
+                        f"{fr['bookers'] - fr['runs_left_running']}/{fr['bookers']} finished",
+                        f"{fr['duplicates']} fills booked twice", "0", "-"))
+    if venue:
+        out.append(_row(f"book `{venue['book']}` with OKX_MODE={venue['mode']}", f"{venue['stages']} stages, "
+                        f"{venue['commands']} commands", "all at the simulator", "-", "-", "-"))
     if sec:
         out.append(_row("secrets", f"{len(sec['secrets'])} secrets, {sec['places_searched']} places searched",
                         f"{sec['completed']}/{sec['runs']} (the others failed on purpose, with their reason)", "-",
@@ -137,7 +162,7 @@ def render(r: dict[str, dict[str, Any]]) -> str:
             "stage records left unfinished. Recovery times are wall-clock seconds on the suite's settings (below); "
             "production settings are slower to notice a fault and are given with each fault.", ""]
     out += _worker_kill(kill) + _redis(redis) + _postgres(pg) + _exchange(ex) + _hostile(hm) + _operator(ops) + \
-        _secrets(sec) + _fixes() + _rerun(suite)
+        _secrets(sec) + _moment_of_the_order(ks, turns, skew, fr, venue) + _fixes() + _rerun(suite)
     return "\n".join(out) + "\n"
 
 
@@ -274,6 +299,57 @@ def _secrets(x: dict[str, Any] | None) -> list[str]:
             "in `demo` mode send `x-simulated-trading: 1`. Flower's authentication is covered by its own tests.", ""]
 
 
+def _orders_after_switch(ks: dict[str, Any]) -> int:
+    c = ks["cases"]
+    return (sum(v.get("orders_after_switch", 0) for k, v in c.items() if k.startswith("after_verdict_"))
+            + int(bool(c.get("halt_flatten_then_order", {}).get("reopened_contracts")))
+            + c.get("closing_under_switches", {}).get("opens_sent", 0)
+            + c.get("pause_during_outage", {}).get("orders_after_pause", 0))
+
+
+def _moment_of_the_order(ks: dict[str, Any] | None, turns: dict[str, Any] | None, skew: dict[str, Any] | None,
+                         fr: dict[str, Any] | None, venue: dict[str, Any] | None) -> list[str]:
+    if not any((ks, turns, skew, fr, venue)):
+        return []
+    out = ["## Guarantees at the moment of the order", ""]
+    if ks:
+        c = ks["cases"]
+        race = c.get("race", {})
+        out += [f"`tests/reliability/test_kill_switches.py`. A run is taken through its risk verdict, then a switch is "
+                "pulled with the real commands, then its order stage runs: after `risk pause`, `agents halt` and "
+                "`agents halt --reduce-only` its opening order ended `not_sent` (reason `paused`, `halted`, "
+                f"`reduce_only`), {_orders_after_switch(ks)} reached the exchange; after halt + flatten the pending "
+                f"order ({c.get('halt_flatten_then_order', {}).get('pending_contracts', '?')} contracts) did not "
+                "reopen the position; a pause pulled while the exchange was failing held the order once it was back "
+                "(looked up by clOrdId, never placed, then not sent); under reduce-only and a pause, a closing order and "
+                f"a flatten still went ({c.get('closing_under_switches', {}).get('closes_sent', '?')} closes). The order "
+                "claim reads the pause and the agent's state under share locks in its own transaction, so a pause "
+                f"pulled at a random moment during an order stage ({race.get('trials', '?')} times: "
+                f"{race.get('sent_before_the_pause', 0)} orders claimed before it, {race.get('held_by_the_pause', 0)} "
+                f"held by it) was crossed {race.get('crossed', '?')} times: every order sent was claimed before the "
+                "pause was recorded, and every one held came after.", ""]
+    if turns:
+        out += [f"`tests/reliability/test_trading_turns.py`. {turns['runs_at_one_tick']} runs of one agent at one tick "
+                "(overlapping schedules) sent at once through a worker process: one traded, the others ended "
+                + ", ".join(f"`{k}` ×{v}" for k, v in turns["skipped"].items()) + f"; the position is "
+                f"{turns['contracts']:g} contracts, one run's size. The risk stage takes the book's turn only if no "
+                "other unfinished run holds it and the account snapshot is from the current epoch; the order stage "
+                "gives it back.", ""]
+    if skew:
+        out += [f"A worker whose clock runs {skew['worker_clock_ahead_s']} s ahead met an order whose claim another "
+                f"attempt held: it waited (`OrderBusy`) and made {skew['second_placements']} placements. Claims and "
+                "their expiry are timed on the database's clock.", ""]
+    if fr:
+        out += ["An order stage and a flatten fetched the same fill at once: the flatten waited for the booking "
+                f"(one booking per agent and book at a time), both finished, {fr['fills']} fills booked once each, the "
+                "position attributed to the run whose order opened it, and the ledger reconciled with the exchange.", ""]
+    if venue:
+        out += [f"`tests/reliability/test_venue_by_book.py`. With OKX_MODE={venue['mode']} and the live switch on, a run "
+                f"of the `{venue['book']}` book, `agents flatten --book {venue['book']}` and `reconcile --book "
+                f"{venue['book']}` all went to the simulator: the book, not the mode, names the venue.", ""]
+    return out
+
+
 def _fixes() -> list[str]:
     return ["## What the suite found and fixed", "",
             "Each fix is its own commit, with a test that failed before it.", "",
@@ -297,7 +373,23 @@ def _fixes() -> list[str]:
             "read, failing every task; `replay range` for an LLM agent without its key wrote the replay and failed "
             "every run. All three now stop with one line, having written nothing.",
             "- At `--loglevel DEBUG`, ccxt's request log wrote the OKX API key and passphrase into the worker log; "
-            "they are masked.", "",
+            "they are masked.",
+            "- Nothing under okxlab/execution read the kill switches: a pause or halt pulled after a run's verdict "
+            "still sent its order, and a halt + flatten was undone by the pending order. The order claim now reads "
+            "them (locked), as does every resend after an unknown outcome; the in-process replays apply the same "
+            "rule.",
+            "- Two runs of one agent at one tick both sized against the same account (58.8 contracts instead of "
+            "29.4). The risk stage now takes the book's trading turn; the second run ends `agent_busy` or "
+            "`stale_account`.",
+            "- Claims expired on the worker's clock: a worker 61 s ahead placed a claimed order a second time. "
+            "Claims now use the database's clock.",
+            "- Two bookings of one fill collided on its key; the loser took the error for \"already done\" and its run "
+            "hung until the reconciler, and the position named the wrong run. Booking is one at a time per agent "
+            "and book, a fill belongs to its order's run, and a collision is retried, never read as done.",
+            "- `agents flatten --book sim` traded live when OKX_MODE=live: the venue fell through to the configured "
+            "mode. The book names the venue now.",
+            "- A model answer that repeated the API key (or any configured secret) inside a normal 200 reply was "
+            "stored verbatim and quoted back in the repair request; answers are scrubbed first.", "",
             "Knobs added for tests, production defaults unchanged: `OKXLAB_BROKER_VISIBILITY_TIMEOUT` (3600 s; kombu "
             "sweeps for overdue messages every quarter of it) and `OKXLAB_ORDER_CLAIM_TTL` (60 s).", ""]
 
