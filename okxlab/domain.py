@@ -16,6 +16,48 @@ Action = Literal["open_long", "open_short", "close", "hold"]
 OPENING_ACTIONS: frozenset[str] = frozenset({"open_long", "open_short"})
 
 
+# The seven stages of a run, in order; each is a Celery task in a queue of its name.
+STAGES: tuple[str, ...] = ("snapshot", "quality", "features", "plan", "validate", "risk", "order")
+
+
+class RunStatus(StrEnum):
+    """Where a run stands. The last five are final, each with a recorded reason."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"  # a stage could not do its job safely (stale data, agent busy, not ready)
+    INVALID_PLAN = "invalid_plan"
+    REJECTED = "rejected"  # by the risk engine, the exchange, or a kill switch at the order
+    FAILED = "failed"
+
+
+TERMINAL_RUN: frozenset[str] = frozenset({RunStatus.COMPLETED, RunStatus.SKIPPED, RunStatus.INVALID_PLAN,
+                                          RunStatus.REJECTED, RunStatus.FAILED})
+
+
+class OrderState(StrEnum):
+    """An order's life: new → submitting → submitted → partially_filled → filled | cancelled | rejected |
+    expired; `unknown` while a send's outcome is being resolved; new → not_sent when a kill switch (or a
+    re-run) keeps it from going out."""
+
+    NEW = "new"
+    SUBMITTING = "submitting"
+    UNKNOWN = "unknown"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    NOT_SENT = "not_sent"
+
+
+TERMINAL_ORDER: frozenset[str] = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED,
+                                            OrderState.EXPIRED, OrderState.NOT_SENT})
+LIVE_ORDER: frozenset[str] = frozenset({OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED})
+
+
 class TradingState(StrEnum):
     """What an agent may do (NautilusTrader's words)."""
 
@@ -85,6 +127,28 @@ class Account:
     @property
     def return_pct(self) -> float:
         return (self.equity / self.start_equity - 1.0) * 100.0 if self.start_equity else 0.0
+
+
+def make_account(snapshot: dict[str, Any], *, protective: dict[str, tuple[float | None, float | None]],
+                 start_equity: float, peak: float | None, peak_reset: bool, day_start: float | None,
+                 invocations: int, minutes_since_start: float) -> Account:
+    """The account a run's planner and risk engine see: the exchange's snapshot (equity, cash, positions as
+    okxlab reads them), each position's stop and target (those okxlab attached when it opened it), and the
+    book's history (the equity peak, the day's starting equity, runs so far). `peak_reset`: a human resumed
+    the agent, so the peak counts only from then (and not from the starting equity)."""
+    positions = tuple(Position(
+        symbol=p["symbol"], side=p["side"], contracts=p["contracts"], entry_price=p["entry_price"],
+        mark_price=p["mark_price"], unrealized_pnl=p["unrealized_pnl"], leverage=p["leverage"], ct_val=p["ct_val"],
+        stop_loss=protective.get(p["symbol"], (None, None))[0], take_profit=protective.get(p["symbol"], (None, None))[1],
+    ) for p in snapshot["positions"])
+    equity = snapshot["equity"]
+    return Account(
+        equity=equity, cash=snapshot["cash"], available=snapshot["available"], positions=positions,
+        start_equity=start_equity,
+        peak_equity=max(peak or equity, equity) if peak_reset else max(peak or start_equity, start_equity, equity),
+        day_start_equity=day_start if day_start is not None else start_equity,
+        invocations=invocations, minutes_since_start=max(minutes_since_start, 0.0),
+    )
 
 
 Candle = tuple[int, float, float, float, float, float]  # (ts ms bar open, open, high, low, close, volume)

@@ -12,8 +12,7 @@ from okxlab.cli.common import config, echo_json, open_db, table
 from okxlab.db.models import EquitySnapshot, RiskStateRecord, Run, utcnow
 from okxlab.domain import TradingState
 from okxlab.errors import UserError
-from okxlab.risk.stage import change_trading_state
-from okxlab.risk.switches import state_row
+from okxlab.risk.switches import change_trading_state, state_row
 
 
 def actor() -> str:

@@ -185,5 +185,43 @@ def instrument_from_json(data: dict[str, Any]) -> Instrument:
     return Instrument(**data)
 
 
+def to_float(value: Any, default: float = 0.0) -> float:
+    """A number from an exchange field: OKX sends strings, and empty ones for nothing."""
+    try:
+        return float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def account_from_exchange(balance: dict[str, Any], positions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The agent's account in okxlab's terms, from ccxt's balance and positions (raw OKX fields)."""
+    data = (balance.get("info") or {}).get("data") or [{}]
+    info = data[0]
+    usdt = next((d for d in info.get("details", []) if d.get("ccy") == "USDT"), {})
+    out_positions = []
+    for p in positions:
+        contracts = to_float(p.get("contracts"))
+        if contracts == 0:
+            continue
+        pinfo = p.get("info") or {}
+        out_positions.append({
+            "symbol": pinfo.get("instId") or p.get("symbol"),
+            "side": p.get("side"),
+            "contracts": abs(contracts),
+            "entry_price": to_float(p.get("entryPrice")),
+            "mark_price": to_float(p.get("markPrice")),
+            "unrealized_pnl": to_float(p.get("unrealizedPnl")),
+            "leverage": to_float(p.get("leverage"), 1.0),
+            "ct_val": to_float(p.get("contractSize"), 1.0),
+            "opened_at": int(pinfo["cTime"]) if str(pinfo.get("cTime", "")).isdigit() else None,
+        })
+    return {
+        "equity": to_float(info.get("totalEq"), to_float(usdt.get("eq"))),
+        "cash": to_float(usdt.get("cashBal")),
+        "available": to_float(usdt.get("availEq"), to_float(usdt.get("availBal"))),
+        "positions": out_positions,
+    }
+
+
 OKX_BAR_TO_CCXT = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1H": "1h", "2H": "2h",
                    "4H": "4h", "6H": "6h", "12H": "12h", "1D": "1d"}

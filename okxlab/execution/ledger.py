@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import ccxt
@@ -67,6 +68,11 @@ def _fill_from_ccxt(trade: dict[str, Any]) -> ExchangeFill:
     )
 
 
+def fill_from_okx(info: dict[str, Any]) -> ExchangeFill:
+    """A fill from OKX's own row (fills-history), as ccxt would have parsed it."""
+    return _fill_from_ccxt({"info": info})
+
+
 def fetch_fills(client: ccxt.okx, symbol_of: dict[str, str], since_ms: int | None) -> list[ExchangeFill]:
     """Every fill of these instruments at or after `since_ms` (all when None), oldest first.
 
@@ -90,30 +96,34 @@ def fetch_fills(client: ccxt.okx, symbol_of: dict[str, str], since_ms: int | Non
     return sorted(out.values(), key=lambda f: (f.ts_ms, f.symbol, f.trade_id))
 
 
+def exit_of(order_info: dict[str, Any] | None, algo_info: dict[str, Any] | None) -> tuple[str, float | None]:
+    """Why the exchange filled an order okxlab did not send, and the trigger price: from OKX's row of that
+    order and, when it came from an algo order, the algo's row. A stop loss, a take profit, a liquidation, or
+    (anything else) a manual trade."""
+    if order_info is None:
+        return "manual", None
+    if "liquidation" in str(order_info.get("category", "")):
+        return "liquidation", None
+    if algo_info is None:
+        return "manual", None
+    side = algo_info.get("actualSide", "")
+    px = algo_info.get("slTriggerPx") if side == "sl" else algo_info.get("tpTriggerPx")
+    return EXIT_BY_ACTUAL_SIDE.get(side, "stop_loss"), float(px) if px not in (None, "") else None
+
+
 def classify_foreign_fill(client: ccxt.okx, fill: ExchangeFill, symbol: str) -> None:
-    """Why the exchange filled an order okxlab did not send: a stop loss, a take profit, a liquidation."""
+    """`exit_of` for a fill of an order okxlab did not send, asking the exchange through ccxt."""
     try:
-        order = client.fetch_order(fill.ord_id, symbol)
+        info = client.fetch_order(fill.ord_id, symbol).get("info") or {}
     except ccxt.BaseError:
-        fill.exit_reason = "manual"
-        return
-    info = order.get("info") or {}
-    if "liquidation" in str(info.get("category", "")):
-        fill.exit_reason = "liquidation"
-        return
-    algo_id = info.get("algoId")
-    if algo_id:
+        info = None
+    algo = None
+    if info and info.get("algoId") and "liquidation" not in str(info.get("category", "")):
         try:
-            algo = client.fetch_order(algo_id, symbol, {"trigger": True})
-            ainfo = algo.get("info") or {}
-            fill.exit_reason = EXIT_BY_ACTUAL_SIDE.get(ainfo.get("actualSide", ""), "stop_loss")
-            side = ainfo.get("actualSide")
-            px = ainfo.get("slTriggerPx") if side == "sl" else ainfo.get("tpTriggerPx")
-            fill.trigger_price = float(px) if px not in (None, "") else None
-            return
+            algo = client.fetch_order(info["algoId"], symbol, {"trigger": True}).get("info") or {}
         except ccxt.BaseError:
-            log.warning("could not read algo order %s behind fill %s", algo_id, fill.trade_id)
-    fill.exit_reason = "manual"
+            log.warning("could not read algo order %s behind fill %s", info["algoId"], fill.trade_id)
+    fill.exit_reason, fill.trigger_price = exit_of(info, algo)
 
 
 def collect_fills(sessions: sessionmaker[Session], client: ccxt.okx, agent: str, book: str,
@@ -145,57 +155,90 @@ class LedgerTotals:
         return self.cash + self.unrealized_pnl
 
 
-def _open_record(s: Session, agent: str, book: str, symbol: str) -> PositionRecord | None:
-    return s.scalar(select(PositionRecord).where(PositionRecord.agent == agent, PositionRecord.book == book,
-                                                 PositionRecord.symbol == symbol, PositionRecord.status == "open"))
+class Ledger:
+    """One agent's books in one book: its open round trips, realised PnL and fees. The pipeline loads it from
+    the database for each order stage; an in-process replay keeps one for the whole replay. Either way fills
+    are booked and equity valued here, once."""
 
+    def __init__(self, agent: str, book: str, initial_equity: float, *,
+                 open_records: dict[str, PositionRecord] | None = None, realized: float = 0.0, fees: float = 0.0):
+        self.agent, self.book, self.initial_equity = agent, book, initial_equity
+        self.open: dict[str, PositionRecord] = dict(open_records or {})
+        self.realized, self.fees = realized, fees
+        self.opened: list[PositionRecord] = []  # round trips opened since this ledger was made
+        self.closed: list[PositionRecord] = []  # ... and closed since
 
-def apply_fills(s: Session, agent: str, book: str, fills: list[ExchangeFill], ct_val: dict[str, float],
-                run_id: str | None) -> list[Fill]:
-    """Book new fills (already-known ones are skipped). Returns the rows added.
+    @classmethod
+    def load(cls, s: Session, agent: str, book: str, initial_equity: float) -> Ledger:
+        realized, fees = s.execute(select(func.coalesce(func.sum(Fill.realized_pnl), 0.0),
+                                          func.coalesce(func.sum(Fill.fee), 0.0))
+                                   .where(Fill.agent == agent, Fill.book == book)).one()
+        records = s.scalars(select(PositionRecord).where(PositionRecord.agent == agent, PositionRecord.book == book,
+                                                         PositionRecord.status == "open"))
+        return cls(agent, book, initial_equity, open_records={r.symbol: r for r in records}, realized=realized,
+                   fees=fees)
 
-    One booking per (agent, book) at a time: two order stages (or a flatten) that fetched the same fills
-    wait for each other here, and the second finds the first's fills known instead of colliding on them.
-    A fill of an order okxlab sent belongs to that order's run, whichever run books it."""
-    serialize(s, f"ledger:{agent}:{book}")
-    known = set(s.scalars(select(Fill.trade_id).where(Fill.agent == agent, Fill.book == book,
-                                                      Fill.trade_id.in_([f.trade_id for f in fills]))))
-    ours = {o.cl_ord_id: o for o in s.scalars(select(Order).where(
-        Order.agent == agent, Order.cl_ord_id.in_([f.cl_ord_id for f in fills if f.cl_ord_id])))}
-    added = []
-    for f in fills:
-        if f.trade_id in known or f.symbol not in ct_val:
-            continue
-        order = ours.get(f.cl_ord_id)
-        reason = EXIT_BY_PURPOSE.get(order.purpose) if order else f.exit_reason
-        reference = order.reference_price if order else f.trigger_price
+    @property
+    def cash(self) -> float:
+        return self.initial_equity + self.realized - self.fees
+
+    def book_fill(self, f: ExchangeFill, order: Any, ct_val: float, run_id: str | None) -> dict[str, Any]:
+        """Book one exchange fill; `order` is the okxlab order it filled (an Order row or a replay's order
+        object), None for orders okxlab did not send. Returns the fill's row. A fill belongs to its order's
+        run, whichever run books it."""
+        reason = EXIT_BY_PURPOSE.get(order.purpose) if order is not None else f.exit_reason
+        reference = order.reference_price if order is not None else f.trigger_price
         sign = 1.0 if f.side == "buy" else -1.0
-        row = Fill(agent=agent, book=book, trade_id=f.trade_id, order_id=order.id if order else None, ord_id=f.ord_id,
-                   cl_ord_id=f.cl_ord_id or None, symbol=f.symbol, side=f.side, price=f.price, contracts=f.contracts,
-                   ct_val=ct_val[f.symbol], fee=f.fee, fee_ccy=f.fee_ccy, ts=datetime.fromtimestamp(f.ts_ms / 1000, UTC),
-                   liquidity=f.liquidity,
-                   slippage_bps=round(sign * (f.price - reference) / reference * 1e4, 4) if reference else None)
-        _book_position(s, agent, book, row, reason, order.run_id if order and order.run_id else run_id)
-        s.add(row)
-        added.append(row)
-    s.flush()
-    return added
+        fill = SimpleNamespace(
+            agent=self.agent, book=self.book, trade_id=f.trade_id, order_id=order.id if order is not None else None,
+            ord_id=f.ord_id, cl_ord_id=f.cl_ord_id or None, symbol=f.symbol, side=f.side, price=f.price,
+            contracts=f.contracts, ct_val=ct_val, fee=f.fee, fee_ccy=f.fee_ccy,
+            ts=datetime.fromtimestamp(f.ts_ms / 1000, UTC), liquidity=f.liquidity,
+            slippage_bps=round(sign * (f.price - reference) / reference * 1e4, 4) if reference else None,
+            realized_pnl=0.0, exit_reason=None)
+        record = self.open.get(f.symbol)
+        owner = order.run_id if order is not None and order.run_id else run_id
+        opened = book_round_trip(record, fill, reason, owner, agent=self.agent, book=self.book)
+        if record is not None and record.status == "closed":
+            del self.open[f.symbol]
+            self.closed.append(record)
+        if opened is not None:
+            self.open[f.symbol] = opened
+            self.opened.append(opened)
+        self.realized += fill.realized_pnl or 0.0
+        self.fees += fill.fee
+        return vars(fill)
+
+    def valued(self, marks: dict[str, float] | None = None) -> tuple[float, list[dict[str, Any]]]:
+        """Unrealised PnL and the open positions, at `marks` (symbol → price; a position's entry price without
+        one), in symbol order."""
+        upl_total, positions = 0.0, []
+        for symbol in sorted(self.open):
+            p = self.open[symbol]
+            mark = (marks or {}).get(symbol, p.entry_price)
+            upl = p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
+            upl_total += upl
+            positions.append({"symbol": symbol, "side": p.side, "contracts": p.contracts, "entry_price": p.entry_price,
+                              "mark_price": mark, "unrealized_pnl": upl})
+        return upl_total, positions
+
+    def equity_row(self, run_id: str | None, ts: datetime, marks: dict[str, float],
+                   protection: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The equity snapshot at `marks`; `protection`: the live stop/target orders at the exchange per symbol."""
+        upl, positions = self.valued(marks)
+        for p in positions:
+            p.update((protection or {}).get(p["symbol"], {"stop_loss": None, "take_profit": None, "algo_ids": []}))
+        return {"agent": self.agent, "book": self.book, "run_id": run_id, "ts": ts, "cash": self.cash,
+                "equity": self.cash + upl, "unrealized_pnl": upl, "realized_pnl": self.realized, "fees": self.fees,
+                "positions": positions}
 
 
-def _book_position(s: Session, agent: str, book: str, fill: Fill, reason: str | None, run_id: str | None) -> None:
-    opened = book_fill(_open_record(s, agent, book, fill.symbol), fill, reason, run_id, agent=agent, book=book)
-    if opened is not None:
-        s.add(opened)
-        s.flush()
-
-
-def book_fill(record: PositionRecord | None, fill: Fill, reason: str | None, run_id: str | None, *, agent: str,
-              book: str) -> PositionRecord | None:
+def book_round_trip(record: PositionRecord | None, fill: Any, reason: str | None, run_id: str | None, *,
+                    agent: str, book: str) -> PositionRecord | None:
     """Book one fill against the open round trip of its symbol (`record`, None when flat), without I/O.
 
     Updates `record` and `fill` in place (realised PnL, exit reason, closing) and returns the round trip the
-    fill opens, if any (a fill from flat, or the excess of a reversal). In-process replays call this directly.
-    """
+    fill opens, if any (a fill from flat, or the excess of a reversal)."""
     direction = "long" if fill.side == "buy" else "short"
     remaining = fill.contracts
     if record is not None and record.side != direction:  # reduces (and maybe reverses) the position
@@ -231,19 +274,37 @@ def book_fill(record: PositionRecord | None, fill: Fill, reason: str | None, run
     return None
 
 
+def apply_fills(s: Session, agent: str, book: str, fills: list[ExchangeFill], ct_val: dict[str, float],
+                run_id: str | None) -> list[Fill]:
+    """Book new fills (already-known ones are skipped). Returns the rows added.
+
+    One booking per (agent, book) at a time: two order stages (or a flatten) that fetched the same fills
+    wait for each other here, and the second finds the first's fills known instead of colliding on them."""
+    serialize(s, f"ledger:{agent}:{book}")
+    known = set(s.scalars(select(Fill.trade_id).where(Fill.agent == agent, Fill.book == book,
+                                                      Fill.trade_id.in_([f.trade_id for f in fills]))))
+    ours = {o.cl_ord_id: o for o in s.scalars(select(Order).where(
+        Order.agent == agent, Order.cl_ord_id.in_([f.cl_ord_id for f in fills if f.cl_ord_id])))}
+    books = Ledger.load(s, agent, book, 0.0)  # booking needs no cash figure
+    added = []
+    for f in fills:
+        if f.trade_id in known or f.symbol not in ct_val:
+            continue
+        row = Fill(**books.book_fill(f, ours.get(f.cl_ord_id), ct_val[f.symbol], run_id))
+        s.add(row)
+        added.append(row)
+    for record in books.opened:
+        s.add(record)
+    s.flush()
+    return added
+
+
 def totals(s: Session, agent: str, book: str, initial_equity: float, marks: dict[str, float] | None = None) -> LedgerTotals:
     """The ledger now: cash from realised PnL and fees, positions valued at `marks` (symbol → price)."""
-    realized, fees = s.execute(select(func.coalesce(func.sum(Fill.realized_pnl), 0.0), func.coalesce(func.sum(Fill.fee), 0.0))
-                               .where(Fill.agent == agent, Fill.book == book)).one()
-    out = LedgerTotals(cash=initial_equity + realized - fees, realized_pnl=realized, fees=fees)
-    for p in s.scalars(select(PositionRecord).where(PositionRecord.agent == agent, PositionRecord.book == book,
-                                                    PositionRecord.status == "open").order_by(PositionRecord.symbol)):
-        mark = (marks or {}).get(p.symbol, p.entry_price)
-        upl = p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
-        out.unrealized_pnl += upl
-        out.positions.append({"symbol": p.symbol, "side": p.side, "contracts": p.contracts, "entry_price": p.entry_price,
-                              "mark_price": mark, "unrealized_pnl": upl})
-    return out
+    books = Ledger.load(s, agent, book, initial_equity)
+    upl, positions = books.valued(marks)
+    return LedgerTotals(cash=books.cash, realized_pnl=books.realized, fees=books.fees, positions=positions,
+                        unrealized_pnl=upl)
 
 
 def last_fill_ms(s: Session, agent: str, book: str) -> int | None:
@@ -253,11 +314,7 @@ def last_fill_ms(s: Session, agent: str, book: str) -> int | None:
 
 def snapshot_equity(s: Session, agent: str, book: str, run_id: str | None, ts: datetime, initial_equity: float,
                     marks: dict[str, float], protection: dict[str, dict[str, Any]] | None = None) -> EquitySnapshot:
-    """The ledger's equity at `marks`; `protection`: the live stop/target orders at the exchange per symbol."""
-    t = totals(s, agent, book, initial_equity, marks)
-    for p in t.positions:
-        p.update((protection or {}).get(p["symbol"], {"stop_loss": None, "take_profit": None, "algo_ids": []}))
-    row = EquitySnapshot(agent=agent, book=book, run_id=run_id, ts=ts, cash=t.cash, equity=t.equity,
-                         unrealized_pnl=t.unrealized_pnl, realized_pnl=t.realized_pnl, fees=t.fees, positions=t.positions)
+    """The ledger's equity at `marks`, stored; `protection`: the live stop/target orders per symbol."""
+    row = EquitySnapshot(**Ledger.load(s, agent, book, initial_equity).equity_row(run_id, ts, marks, protection))
     s.add(row)
     return row

@@ -16,9 +16,8 @@ from okxlab.config import AgentConfig
 from okxlab.db.models import Order, utcnow
 from okxlab.db.ops import audit, insert_ignore
 from okxlab.execution import ledger
-from okxlab.execution.exchange import market_for
+from okxlab.execution.exchange import account_from_exchange, market_for
 from okxlab.execution.orders import cl_ord_id_for_manual, send_order
-from okxlab.marketdata.stages import account_from_exchange
 from okxlab.pipeline.env import StageEnv
 
 ALGO_TYPES = ("conditional", "oco", "trigger")

@@ -25,7 +25,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,19 +34,22 @@ import ccxt
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from okxlab.db.models import Order
+from okxlab.db.models import AuditEvent, Order
 from okxlab.db.ops import audit, db_now
+from okxlab.domain import TERMINAL_ORDER, OrderState
 from okxlab.errors import ConfigError, TransientError
+from okxlab.outcome import audit_row
 from okxlab.risk.switches import switches_block
 
 log = logging.getLogger(__name__)
 
 CLAIM_TTL = timedelta(seconds=60)  # longer than any single send (ccxt timeout 10 s) plus its lookup
-TERMINAL_STATES = frozenset({"filled", "cancelled", "rejected", "expired", "not_sent"})
 DUPLICATE_CLORDID = "51016"  # OKX: "Duplicated clOrdId"
 ORDER_NOT_FOUND = ("51603",)  # OKX: "Order does not exist"
 OKX_STATES = {"live": "submitted", "partially_filled": "partially_filled", "filled": "filled",
               "canceled": "cancelled", "mmp_canceled": "cancelled"}
+REPLY_FIELDS = ("ordId", "clOrdId", "tag", "state", "accFillSz", "avgPx", "fee", "feeCcy", "sz", "ordType", "side",
+                "reduceOnly", "cTime", "uTime")
 
 
 class OutcomeUnknown(TransientError):
@@ -114,6 +117,27 @@ def cl_ord_id_for_manual(agent: str, request: str) -> str:
     return "om" + hashlib.sha256(f"{agent}:{request}".encode()).hexdigest()[:30]
 
 
+def order_rows(run_id: str, agent: str, book: str, intents: Iterable[tuple[int, dict[str, Any] | None]],
+               mids: dict[str, float], *, tag: str, exchange_url: str | None, now: datetime) -> list[dict[str, Any]]:
+    """One new order per accepted decision of a run: (decision index, the verdict's order) → the order row, with
+    its deterministic clOrdId. `mids`: the run's snapshot mid per symbol (the reference for slippage)."""
+    rows = []
+    for idx, o in intents:
+        if not o:
+            continue
+        rows.append({
+            "cl_ord_id": cl_ord_id_for(run_id, idx), "run_id": run_id, "idx": idx, "agent": agent, "book": book,
+            "purpose": "close" if o["reduce_only"] else "open", "symbol": o["symbol"], "side": o["side"],
+            "order_type": o["order_type"], "contracts": o["contracts"], "price": o["limit_price"],
+            "reduce_only": o["reduce_only"], "leverage": o["leverage"], "stop_loss": o["stop_loss"],
+            "take_profit": o["take_profit"], "tag": tag, "exchange_url": exchange_url, "state": OrderState.NEW,
+            "claim_token": None, "claimed_at": None, "send_attempts": 0, "ord_id": None, "filled": 0.0,
+            "avg_price": None, "fee": 0.0, "reference_price": mids.get(o["symbol"]), "last_error": None, "reply": None,
+            "created_at": now, "updated_at": now, "closed_at": None,
+        })
+    return rows
+
+
 @dataclass
 class SendResult:
     order_id: int
@@ -122,18 +146,47 @@ class SendResult:
     error: str | None = None
 
 
-def _transition(s: Session, order: Order, state: str, now: datetime, *, note: str = "", **fields: Any) -> None:
+def transition(order: Any, state: str, now: datetime, *, note: str = "", **fields: Any) -> dict[str, Any] | None:
+    """Move an order (an Order row, or an in-process replay's order object) to `state`, setting `fields`.
+    Returns the audit event of the change, None when the state stays. The one order state machine both
+    executors use."""
     before = order.state
     for key, value in fields.items():
         setattr(order, key, value)
     order.updated_at = now
-    if state != before:
-        order.state = state
-        if state in TERMINAL_STATES:
-            order.closed_at = order.closed_at or now
-        audit(s, "order." + state, f"{order.cl_ord_id} {order.symbol} {order.side} {order.contracts:g}: "
-              f"{before} → {state}" + (f" ({note})" if note else ""), agent=order.agent, run_id=order.run_id,
-              data={"cl_ord_id": order.cl_ord_id, "from": before, "to": state, "ord_id": order.ord_id})
+    if state == before:
+        return None
+    order.state = state
+    if state in TERMINAL_ORDER:
+        order.closed_at = order.closed_at or now
+    return audit_row("order." + state, f"{order.cl_ord_id} {order.symbol} {order.side} {order.contracts:g}: "
+                     f"{before} → {state}" + (f" ({note})" if note else ""), agent=order.agent, run_id=order.run_id,
+                     data={"cl_ord_id": order.cl_ord_id, "from": before, "to": state, "ord_id": order.ord_id})
+
+
+def okx_order_fields(order: Any, info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The state and fields an order takes from OKX's view of it (a trade/order row)."""
+    fee = info.get("fee")
+    return OKX_STATES.get(info.get("state", ""), order.state), {
+        "ord_id": str(info.get("ordId") or order.ord_id),
+        "filled": _float(info.get("accFillSz")),
+        "avg_price": _float(info.get("avgPx")) or order.avg_price,
+        "fee": abs(_float(fee)) if fee not in (None, "") else order.fee,
+        "reply": {k: info.get(k) for k in REPLY_FIELDS},
+    }
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value) if value not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _transition(s: Session, order: Order, state: str, now: datetime, *, note: str = "", **fields: Any) -> None:
+    row = transition(order, state, now, note=note, **fields)
+    if row is not None:
+        s.add(AuditEvent(**row))
 
 
 @dataclass(frozen=True)
@@ -224,15 +277,9 @@ def lookup(client: ccxt.okx, symbol: str, cl_ord_id: str) -> dict[str, Any] | No
 
 
 def apply_exchange_order(s: Session, order: Order, data: dict[str, Any], now: datetime) -> None:
-    """Bring our row in line with the exchange's view of the order."""
-    info = data.get("info") or {}
-    state = OKX_STATES.get(info.get("state", ""), order.state)
-    filled = float(data.get("filled") or 0.0)
-    fee = abs(float(info.get("fee") or 0.0)) if info.get("fee") not in (None, "") else order.fee
-    _transition(s, order, state, now, ord_id=str(data.get("id") or info.get("ordId") or order.ord_id),
-                filled=filled, avg_price=float(data["average"]) if data.get("average") else order.avg_price, fee=fee,
-                reply={k: info.get(k) for k in ("ordId", "clOrdId", "tag", "state", "accFillSz", "avgPx", "fee",
-                                                "feeCcy", "sz", "ordType", "side", "reduceOnly", "cTime", "uTime")})
+    """Bring our row in line with the exchange's view of the order (a ccxt order; OKX's row in `info`)."""
+    state, fields = okx_order_fields(order, data.get("info") or {})
+    _transition(s, order, state, now, **fields)
 
 
 def _unknown(sessions: sessionmaker[Session], order_id: int, exc: Exception) -> OutcomeUnknown:
@@ -363,3 +410,16 @@ def refresh_open_orders(sessions: sessionmaker[Session], client: ccxt.okx, agent
             apply_exchange_order(s, row, found, now)
             changed += (row.state, row.filled) != before
     return changed
+
+
+def protection_entry(algos: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A position's live stop loss, take profit and algo ids, from its pending algo orders as (algoId, the OKX
+    row)."""
+    entry: dict[str, Any] = {"stop_loss": None, "take_profit": None, "algo_ids": []}
+    for algo_id, info in algos:
+        entry["algo_ids"].append(algo_id)
+        if info.get("slTriggerPx"):
+            entry["stop_loss"] = float(info["slTriggerPx"])
+        if info.get("tpTriggerPx"):
+            entry["take_profit"] = float(info["tpTriggerPx"])
+    return entry

@@ -16,8 +16,7 @@ from okxlab.config import AgentConfig
 from okxlab.db.models import Fill, Reconciliation, utcnow
 from okxlab.db.ops import audit
 from okxlab.execution import ledger
-from okxlab.execution.exchange import market_for
-from okxlab.marketdata.stages import account_from_exchange
+from okxlab.execution.exchange import account_from_exchange, market_for
 from okxlab.pipeline.env import StageEnv
 
 CASH_TOLERANCE = 0.005  # half a cent

@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 import talib
 
+from okxlab.db.models import FeatureSet
+from okxlab.outcome import StageOutcome
+
 FEATURES_VERSION = "okxlab.features.v1"
 
 
@@ -49,3 +52,14 @@ def compute_features(candles: list[list[float]]) -> dict[str, Any]:
     values["atr_pct"] = atr_last / close_last * 100 if close_last and atr_last else None
     values["version"] = FEATURES_VERSION
     return values
+
+
+def decide_features(run_id: str, windows: list[tuple[str, Any]]) -> StageOutcome:
+    """The features stage: the latest indicator values per instrument, from `windows` [(symbol, candles)]."""
+    out = StageOutcome()
+    for symbol, candles in windows:
+        values = compute_features(candles)
+        out.add(FeatureSet, {"run_id": run_id, "symbol": symbol, "values": values})
+        out.output[symbol] = {k: (round(v, 4) if isinstance(v, float) else v)
+                              for k, v in values.items() if k in ("ema_fast", "ema_slow", "rsi", "atr")}
+    return out

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from okxlab.db.models import QualityCheck
 from okxlab.errors import ConfigError
+from okxlab.outcome import StageOutcome
 
 
 @dataclass(frozen=True)
@@ -134,3 +136,38 @@ def assess(
     if zero_volume:
         result.degrade(f"zero-volume bars: {zero_volume}")
     return result
+
+
+@dataclass(frozen=True)
+class QualityInput:
+    """One instrument of a run's snapshot, as the checks need it."""
+
+    symbol: str
+    candles: Any  # closed bars, oldest first, [ts, o, h, l, c, v] (a list or an array)
+    bar_ms: int
+    cutoff_ms: int
+    exchange_ms: int
+    bid: float
+    ask: float
+    last: float
+
+
+def decide_quality(run_id: str, scheduled_ms: int, inputs: list[QualityInput], limits: QualityLimits) -> StageOutcome:
+    """The quality stage: one check per instrument; any `fail` skips the run with every failure named."""
+    out = StageOutcome()
+    outcomes: dict[str, Any] = {}
+    failures: list[str] = []
+    for q in inputs:
+        result = assess(q.candles, bar_ms=q.bar_ms, cutoff_ms=q.cutoff_ms, scheduled_ms=scheduled_ms,
+                        exchange_ms=q.exchange_ms, bid=q.bid, ask=q.ask, last=q.last, limits=limits)
+        out.add(QualityCheck, {"run_id": run_id, "symbol": q.symbol, "outcome": result.outcome,
+                               "reasons": result.reasons, "metrics": result.metrics})
+        outcomes[q.symbol] = {"outcome": result.outcome, "reasons": result.reasons}
+        if result.outcome == "fail":
+            failures.append(f"{q.symbol}: {'; '.join(result.reasons)}")
+    overall = "fail" if failures else ("degraded" if any(o["outcome"] == "degraded" for o in outcomes.values())
+                                       else "pass")
+    out.output = {"outcome": overall, "symbols": outcomes}
+    if failures:
+        out.end = ("skipped", "skipped: data quality — " + " | ".join(failures))
+    return out

@@ -22,7 +22,7 @@ from okxlab.db.models import (
     RiskStateRecord,
     Run,
 )
-from okxlab.domain import Account, Position, SymbolMarket
+from okxlab.domain import Account, SymbolMarket, make_account
 from okxlab.execution.exchange import instrument_from_json
 
 
@@ -63,41 +63,25 @@ def load_account(session: Session, run: Run, agent: AgentConfig, as_of: datetime
     snap = session.scalar(select(AccountSnapshot).where(AccountSnapshot.run_id == run.id))
     if snap is None:
         raise LookupError(f"run {run.id} has no account snapshot")
-    positions = []
-    for p in snap.positions:
-        stop, target = _protective_levels(session, run, p["symbol"])
-        positions.append(Position(
-            symbol=p["symbol"], side=p["side"], contracts=p["contracts"], entry_price=p["entry_price"],
-            mark_price=p["mark_price"], unrealized_pnl=p["unrealized_pnl"], leverage=p["leverage"], ct_val=p["ct_val"],
-            stop_loss=stop, take_profit=target,
-        ))
-    equity = snap.equity
     in_book = [EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts < as_of]
     reset = session.scalar(select(RiskStateRecord.drawdown_reset_snapshot_id)
                            .where(RiskStateRecord.agent == run.agent, RiskStateRecord.book == run.book))
     if reset is not None:  # resumed by a human: drawdown is measured from the resume on
         in_book.append(EquitySnapshot.id > reset)
-    peak = session.scalar(select(func.max(EquitySnapshot.equity)).where(*in_book))
     day_start = datetime.combine(as_of.date(), time(0), tzinfo=as_of.tzinfo)
-    before_today = session.scalars(
-        select(EquitySnapshot.equity)
-        .where(EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts <= day_start)
-        .order_by(EquitySnapshot.ts.desc())
-        .limit(1)
-    ).first()
     runs_in_book = (Run.agent == run.agent, Run.book == run.book)
-    invocations = session.scalar(select(func.count()).select_from(Run).where(*runs_in_book,
-                                                                          Run.scheduled_for < run.scheduled_for))
     first = session.scalar(select(func.min(Run.scheduled_for)).where(*runs_in_book)) or run.scheduled_for
-    start_equity = agent.initial_equity
-    return Account(
-        equity=equity,
-        cash=snap.cash,
-        available=snap.available,
-        positions=tuple(positions),
-        start_equity=start_equity,
-        peak_equity=max(peak or equity, equity) if reset is not None else max(peak or start_equity, start_equity, equity),
-        day_start_equity=before_today if before_today is not None else start_equity,
-        invocations=int(invocations or 0),
-        minutes_since_start=max((as_of - first) / timedelta(minutes=1), 0.0),
+    return make_account(
+        {"equity": snap.equity, "cash": snap.cash, "available": snap.available, "positions": snap.positions},
+        protective={p["symbol"]: _protective_levels(session, run, p["symbol"]) for p in snap.positions},
+        start_equity=agent.initial_equity,
+        peak=session.scalar(select(func.max(EquitySnapshot.equity)).where(*in_book)),
+        peak_reset=reset is not None,
+        day_start=session.scalars(select(EquitySnapshot.equity)
+                                  .where(EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book,
+                                         EquitySnapshot.ts <= day_start)
+                                  .order_by(EquitySnapshot.ts.desc()).limit(1)).first(),
+        invocations=int(session.scalar(select(func.count()).select_from(Run)
+                                       .where(*runs_in_book, Run.scheduled_for < run.scheduled_for)) or 0),
+        minutes_since_start=(as_of - first) / timedelta(minutes=1),
     )

@@ -1,12 +1,12 @@
-"""The seven stages, in order, each with its gather (I/O) and record (database) steps."""
+"""The seven stages, in order, each with its gather (I/O) and record (decide and write) steps."""
 
 from __future__ import annotations
 
-from okxlab.execution.stage import order_gather, order_record
-from okxlab.marketdata.stages import features_stage, quality_stage, snapshot_gather, snapshot_record
+from okxlab.pipeline.market_stages import features_stage, quality_stage, snapshot_gather, snapshot_record
+from okxlab.pipeline.order_stage import order_gather, order_record
+from okxlab.pipeline.plan_stages import plan_gather, plan_record, validate_stage
+from okxlab.pipeline.risk_stage import risk_stage
 from okxlab.pipeline.stages import STAGES, Stage
-from okxlab.planning.stages import plan_gather, plan_record, validate_stage
-from okxlab.risk.stage import risk_stage
 
 _DEFINITIONS = {
     "snapshot": Stage("snapshot", snapshot_record, snapshot_gather),

@@ -7,7 +7,8 @@ Every stage follows the same steps, so each stage's own code only computes and a
 2. `gather` (optional): network I/O — the exchange, the model — outside any database transaction, so no
    lock or connection is held while waiting on the outside world. The order stage sends its orders here,
    each behind its own claim.
-3. `record`: write the stage's rows and mark the record done **in one transaction**. If another delivery
+3. `record`: decide (a pure function of the domain, given the inputs the stage loads) and write the
+   decision's rows and mark the record done **in one transaction**. If another delivery
    finished first, the conditional update finds nothing to do and this transaction rolls back: nothing is
    written twice.
 4. A stage may end the run (skipped, invalid_plan, rejected, completed) with a recorded reason.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ccxt
@@ -31,15 +32,17 @@ from sqlalchemy.orm import Session
 
 from okxlab.db.models import Run, StageRecord
 from okxlab.db.ops import insert_ignore
+from okxlab.domain import STAGES, TERMINAL_RUN
 from okxlab.errors import TransientError
+from okxlab.outcome import StageOutcome
 
 if TYPE_CHECKING:
     from okxlab.pipeline.env import StageEnv
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("snapshot", "quality", "features", "plan", "validate", "risk", "order")
-TERMINAL = frozenset({"completed", "skipped", "invalid_plan", "rejected", "failed"})
+__all__ = ["STAGES", "TERMINAL", "StageContext", "Stage", "execute_stage"]
+TERMINAL = TERMINAL_RUN
 
 # Hard time limit per stage, in seconds (the soft limit is 10 s less). The plan stage waits on a model: two
 # calls (plan and repair), each with the provider's timeout and the SDK's retries.
@@ -76,16 +79,10 @@ class StageContext:
         return self.env.config.agent(self.run.agent)
 
 
-@dataclass
-class StageResult:
-    output: dict[str, Any] = field(default_factory=dict)  # a short summary for `runs show`
-    end: tuple[str, str] | None = None  # (run status, reason) when the run ends here
-
-
 @dataclass(frozen=True)
 class Stage:
     name: str
-    record: Callable[[StageContext], StageResult]
+    record: Callable[[StageContext], StageOutcome]  # decides; the runner writes its rows
     gather: Callable[[StageEnv, Run], Any] | None = None  # runs outside any transaction; `run` is detached
 
 
@@ -171,6 +168,8 @@ def execute_stage(stage: str, run_id: str, env: StageEnv, delivery: Delivery | N
         with env.sessions.begin() as s:
             run = s.get(Run, run_id)
             result = definition.record(StageContext(session=s, run=run, env=env, gathered=gathered))
+            for model, row in result.rows:
+                s.add(model(**row))
             now = env.now()
             done = s.execute(
                 update(StageRecord)

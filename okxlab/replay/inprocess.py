@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import socket
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from types import SimpleNamespace
@@ -59,24 +58,25 @@ from okxlab.config import AgentConfig
 from okxlab.db import models as m
 from okxlab.db.models import Replay, utcnow
 from okxlab.db.ops import audit
-from okxlab.domain import Account, Instrument, Position, SymbolMarket
+from okxlab.domain import LIVE_ORDER, STAGES, Account, Instrument, SymbolMarket, make_account
 from okxlab.errors import UserError
 from okxlab.execution import ledger
-from okxlab.execution.orders import OKX_STATES, TERMINAL_STATES, cl_ord_id_for
-from okxlab.execution.stage import protection_entry, run_outcome
+from okxlab.execution.decide import decide_orders
+from okxlab.execution.exchange import account_from_exchange, instrument_to_json
+from okxlab.execution.orders import okx_order_fields, order_rows, protection_entry, transition
 from okxlab.marketdata.bars import DAY_MS, parse_bar
-from okxlab.marketdata.features import compute_features
-from okxlab.marketdata.quality import QualityLimits, assess
+from okxlab.marketdata.features import decide_features
+from okxlab.marketdata.quality import QualityInput, QualityLimits, decide_quality
+from okxlab.marketdata.snapshot import SymbolSnapshot, decide_snapshot
+from okxlab.outcome import StageOutcome
 from okxlab.pipeline.dispatch import run_id_for
 from okxlab.pipeline.env import StageEnv
-from okxlab.pipeline.stages import STAGES
-from okxlab.planning.schema import PLAN_SCHEMA_VERSION, parse_plan, validate_plan
+from okxlab.planning.decide import decide_plan, decide_validate
 from okxlab.replay.bulk import BulkWriter
 from okxlab.replay.range import RangeResult, summarize, ticks_between
 from okxlab.risk import state as risk_state
-from okxlab.risk.engine import assess_plan
-from okxlab.risk.stage import intent_to_json
-from okxlab.risk.switches import order_block
+from okxlab.risk.decide import decide_risk, intent_to_json
+from okxlab.risk.switches import load_risk_state, order_block, state_row, store_state
 from okxlab.simulator.simulator import Simulator
 from okxlab.simulator.world import World
 from okxlab.strategies.engine import Signals, evaluate
@@ -89,6 +89,8 @@ TIE_TOLERANCE = 1e-8  # relative: closer than this, a comparison is decided agai
 # Indicators whose value at bar t depends on where the window starts by more than rounding (recursive seeds).
 RECURSIVE = frozenset({"ema", "macd", "rsi", "atr", "kdj"})
 BATCH_ROWS = 20_000  # rows handed to the writer at a time: fewer, larger COPYs (per-batch costs dominate)
+# What fast mode writes of the runs it executes (with full_records: everything, as inline mode does).
+ALWAYS_WRITTEN = frozenset({m.Run, m.Order, m.Fill, m.PositionRecord, m.EquitySnapshot, m.AuditEvent})
 
 
 # ---- market data as the snapshot stage sees it ---------------------------------------------------------
@@ -102,6 +104,7 @@ class SeriesView:
         if path is None:
             raise UserError(f"the simulator has no data for {inst_id}")
         self.inst_id, self.spec, self.path, self.bar = inst_id, world.spec(inst_id), path, bar
+        self.bar_ms = parse_bar(bar).ms
         series, ends = path.resampled(parse_bar(bar))
         self.ends = np.asarray(ends, dtype=np.int64)
         self._ends = self.ends.tolist()
@@ -182,18 +185,16 @@ class _Agent:
     initial_equity: float
     signals: dict[str, Signals] = field(default_factory=dict)  # fast mode: over the whole history
     fragile: dict[str, np.ndarray] = field(default_factory=dict)  # bars to decide again on the run's window
-    open_records: dict[str, m.PositionRecord] = field(default_factory=dict)
-    closed_records: list[m.PositionRecord] = field(default_factory=list)
-    realized: float = 0.0
-    fees: float = 0.0
+    ledger: ledger.Ledger | None = None  # its books in the replay's book, for the whole replay
+    turns: int = 0  # trading turns taken in the book, as the pipeline's runs take them (pipeline/turns.py)
     peak: float | None = None  # highest equity snapshot so far
     last_snapshot: tuple[datetime, float] | None = None
     day_start: dict[date, float | None] = field(default_factory=dict)
     runs: int = 0
     first_run: datetime | None = None
     protective: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # last opening's SL/TP
-    ours: dict[str, dict[str, Any]] = field(default_factory=dict)  # clOrdId -> order row
-    live_orders: list[dict[str, Any]] = field(default_factory=list)  # resting orders to follow
+    ours: dict[str, Any] = field(default_factory=dict)  # clOrdId -> order
+    live_orders: list[Any] = field(default_factory=list)  # resting orders to follow
     fills_seen: int = 0  # index into world.fills
     statuses: dict[str, int] = field(default_factory=dict)
     equity_memo: tuple[Any, ...] | None = None  # fast mode: inputs of the last risk-state check
@@ -239,15 +240,14 @@ class InProcessReplay:
         self.agents: list[_Agent] = []
         self.world: World | None = None
         self.instruments: dict[str, Instrument] = {}
+        self.instrument_json: dict[str, dict[str, Any]] = {}
+        self.tick_sizes: dict[str, float] = {}
         self.quality_risk: dict[str, np.ndarray] = {}  # fast mode: by bars closed, runs whose checks may not pass
         self.next_day: list[int] = []  # fast mode, per tick: the index of the first tick of the next UTC day
         self.ticks_ms: list[int] = []
 
     # ---- set-up ----------------------------------------------------------------------------------------
     def _setup(self, ticks: list[datetime]) -> None:
-        from okxlab.risk.stage import load_risk_state
-        from okxlab.risk.switches import state_row
-
         name = f"replay-{self.replay.id}"
         with self.sim.lock:
             self.world = self.sim.create_world(name, clock="replay", start=int(ticks[0].timestamp() * 1000))
@@ -265,7 +265,8 @@ class InProcessReplay:
                 self.agents.append(_Agent(cfg=cfg, api_key=api_key, planner=inner, planner_name=planner.name,
                                           symbols=tuple(cfg.symbols),
                                           state=load_risk_state(s, state_row(s, cfg.name, self.book)),
-                                          initial_equity=cfg.initial_equity, limits_json=cfg.limits.to_json()))
+                                          initial_equity=cfg.initial_equity, limits_json=cfg.limits.to_json(),
+                                          ledger=ledger.Ledger(cfg.name, self.book, cfg.initial_equity)))
             row = s.get(Replay, self.replay.id)
             row.exchange_url = self.replay.exchange_url = f"inprocess://{name}"
         for agent in self.agents:
@@ -273,6 +274,8 @@ class InProcessReplay:
                 if (sym, agent.cfg.bar) not in self.views:
                     self.views[(sym, agent.cfg.bar)] = SeriesView(self.world, sym, agent.cfg.bar)
                     self.instruments[sym] = instrument_of(self.world, sym)
+                    self.instrument_json[sym] = instrument_to_json(self.instruments[sym])
+                    self.tick_sizes[sym] = self.instruments[sym].tick_sz
         last_ms = int(ticks[-1].timestamp() * 1000)
         for (sym, _bar), view in self.views.items():
             if view.path.price_at(last_ms) is None or view.path.price_at(int(ticks[0].timestamp() * 1000)) is None:
@@ -286,17 +289,6 @@ class InProcessReplay:
             for sym in agent.symbols:
                 agent.signals[sym], agent.fragile[sym] = _history_signals(agent.planner, self._view(agent, sym),
                                                                           self.window)
-
-    def _rec(self, model: type[m.Base], row: dict[str, Any]) -> None:
-        """A stage's record: always in inline mode; in fast mode only runs, orders, fills, positions, equity
-        and audit events are written (--records full writes the stage records of executed runs too)."""
-        if self.full_records:
-            self.writer.add(model, row)
-
-    def _rid(self, model: type[m.Base]) -> int | None:
-        """The id of a stage's own record (snapshot, quality, plan, validation, verdict): drawn from the table's
-        sequence only when the record is written; otherwise nothing refers to it."""
-        return self.writer.new_id(model) if self.full_records else None
 
     def _view(self, agent: _Agent, sym: str) -> SeriesView:
         return self.views[(sym, agent.cfg.bar)]
@@ -433,7 +425,7 @@ class InProcessReplay:
         assert world is not None
         acct = world.accounts[agent.api_key]
         flat = all(_side(acct.positions.get(sym)) is None for sym in agent.symbols)
-        eq = acct.balances.get("USDT", 0.0) if flat and not world._resting else world.margin(acct)["eq"]
+        eq = acct.balances.get("USDT", 0.0) if flat and not world.resting_orders() else world.margin(acct)["eq"]
         day = tick.date()
         peak = max(agent.peak or agent.initial_equity, agent.initial_equity, eq)
         key = (peak, self._day_start(agent, tick), day, agent.state)
@@ -502,7 +494,7 @@ class InProcessReplay:
         done) when that does not hold; the caller then checks tick by tick."""
         world = self.world
         assert world is not None
-        if world._resting:
+        if world.resting_orders():
             return False
         t_ms = self.ticks_ms[k + 1:end]
         plans = []
@@ -530,6 +522,7 @@ class InProcessReplay:
             agent.peak = booked_high if agent.peak is None else max(agent.peak, booked_high)
             agent.last_snapshot = (ticks[end - 1], booked_last)
             agent.runs += end - k - 1
+            agent.turns += end - k - 1  # each would have held: through risk, taking its turn
             agent.statuses["completed"] = agent.statuses.get("completed", 0) + end - k - 1
         world.glide(self.ticks_ms[end - 1])
         return True
@@ -539,9 +532,9 @@ class InProcessReplay:
         snapshot for the peak and the day's start, the run count)."""
         self._day_start(agent, tick)
         equity = self._ledger_equity(agent, tick)
-        agent.peak = equity if agent.peak is None else max(agent.peak, equity)
-        agent.last_snapshot = (tick, equity)
+        self._snapshot_taken(agent, tick, equity)
         agent.runs += 1
+        agent.turns += 1  # it would have held: through risk, taking its turn
         agent.first_run = agent.first_run or tick
         agent.statuses["completed"] = agent.statuses.get("completed", 0) + 1
 
@@ -584,12 +577,28 @@ class InProcessReplay:
         agent.statuses[status] = agent.statuses.get(status, 0) + 1
         return status
 
+    # ---- the stages: gather from the world, decide with the pipeline's own functions, write in bulk ----
+    def _write(self, outcome: StageOutcome) -> StageOutcome:
+        """The bulk writer as the decision's sink: every row in inline mode; in fast mode only runs, orders,
+        fills, positions, equity and audit events (full_records writes the stage records of executed runs too).
+        Rows written get their ids here, so later stages can refer to them."""
+        w = self.writer
+        for model, row in outcome.rows:
+            if self.full_records or model in ALWAYS_WRITTEN:
+                if "id" not in row:
+                    row["id"] = w.new_id(model)
+                w.add(model, row)
+        return outcome
+
+    def _audit_row(self, row: dict[str, Any] | None) -> None:
+        if row is not None:
+            self.writer.add(m.AuditEvent, {"id": self.writer.new_id(m.AuditEvent), **row})
+
     # snapshot: market (ticker last, book top, closed candles) and the account, from the world at T
     def _stage_snapshot(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
         world, agent = self.world, c.agent
         assert world is not None
-        as_of = c.tick
-        summary: dict[str, Any] = {"as_of": as_of.isoformat(), "exchange_time": as_of.isoformat(), "symbols": {}}
+        symbols = []
         for sym in agent.symbols:
             view = self._view(agent, sym)
             spec = view.spec
@@ -597,42 +606,35 @@ class InProcessReplay:
             if px is None:  # what ccxt raises for the simulator's answer to a ticker without data
                 raise _StageFailed("ExchangeError: okx {\"code\":\"52000\",\"msg\":\"No market data found.\"}")
             last = spec.round_px(px)
+            book = None
             if self.full_records:
                 asks, bids = world.market.book(spec, px, 5)
                 ask, bid = asks[0].px, bids[0].px
-            else:  # the top of that book, without the levels only the record shows
-                ask, bid = world.market.touch(spec, px)
-            n = view.closed(c.t_ms)
-            lo = max(0, n - self.window)
-            sid = self._rid(m.MarketSnapshot)
-            if self.full_records:
                 # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]; levels are on the
                 # tick grid already, and a size printed to the lot's decimals reads back as that rounding
                 sz_dec, lot = spec.sz_decimals, spec.lot_sz
                 book = {"bids": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in bids],
                         "asks": [[lv.px, round(lv.lots * lot, sz_dec), 0] for lv in asks]}
-                self._rec(m.MarketSnapshot, {"id": sid, "run_id": c.run_id, "symbol": sym, "as_of": as_of,
-                                             "exchange_time": as_of, "bar": view.bar, "last": last, "bid": bid,
-                                             "ask": ask, "funding_rate": None,
-                                             "instrument": _instrument_json(self.instruments[sym]),
-                                             "order_book": book, "candles": view.reference(lo, n)})
-            c.markets[sym] = _Snap(sid, sym, last, bid, ask, lo, n)
-            summary["symbols"][sym] = {"last": last, "bid": bid, "ask": ask, "candles": n - lo}
+            else:  # the top of that book, without the levels only the record shows
+                ask, bid = world.market.touch(spec, px)
+            n = view.closed(c.t_ms)
+            lo = max(0, n - self.window)
+            symbols.append(SymbolSnapshot(inst_id=sym, last=last, bid=bid, ask=ask, instrument=self.instrument_json[sym],
+                                          book=book, candles=view.reference(lo, n), count=n - lo))
+            c.markets[sym] = _Snap(None, sym, last, bid, ask, lo, n)
         account = self._account_payload(agent)
-        c.account_id = self._rid(m.AccountSnapshot)
-        self._rec(m.AccountSnapshot, {"id": c.account_id, "run_id": c.run_id, "agent": agent.cfg.name,
-                                  "equity": account["equity"], "cash": account["cash"],
-                                  "available": account["available"], "positions": account["positions"],
-                                  "open_orders": []})
+        out = self._write(decide_snapshot(c.run_id, agent.cfg.name, as_of=c.tick, exchange_time=c.tick,
+                                          bar=agent.cfg.bar, symbols=symbols, account=account, epoch=agent.turns))
+        for model, row in out.rows:
+            if model is m.MarketSnapshot:
+                c.markets[row["symbol"]].id = row.get("id")
+            else:
+                c.account_id = row.get("id")
         c.account_raw = account
-        summary["account"] = {"equity": account["equity"], "available": account["available"],
-                              "positions": len(account["positions"])}
-        return summary, None
+        return out.output, None
 
     def _account_payload(self, agent: _Agent) -> dict[str, Any]:
         """execution's account_from_exchange, on the balance and positions the world serves."""
-        from okxlab.marketdata.stages import account_from_exchange
-
         world = self.world
         assert world is not None
         if agent.flat_account is not None and agent.fills_seen == len(world.fills) and not agent.live_orders:
@@ -652,257 +654,168 @@ class InProcessReplay:
             })
         account = account_from_exchange({"info": balance}, positions)
         acct = world.accounts[agent.api_key]
-        flat = not any(p.pos for p in acct.positions.values()) and not any(
-            o.api_key == agent.api_key for o in world._resting.values())
+        flat = not any(p.pos for p in acct.positions.values()) and not world.resting_orders(agent.api_key)
         agent.flat_account = account if flat else None
         return account
 
     def _stage_quality(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
-        outcomes: dict[str, Any] = {}
-        failures: list[str] = []
+        inputs = []
         for sym, snap in c.markets.items():
             view = self._view(c.agent, sym)
-            window = view.rows[snap.lo:snap.hi]
-            result = assess(window, bar_ms=parse_bar(view.bar).ms, cutoff_ms=c.t_ms, scheduled_ms=c.t_ms, exchange_ms=c.t_ms,
-                            bid=snap.bid, ask=snap.ask, last=snap.last, limits=self.quality_limits)
-            self._rec(m.QualityCheck, {"id": self._rid(m.QualityCheck), "run_id": c.run_id,
-                                             "symbol": sym, "outcome": result.outcome, "reasons": result.reasons,
-                                             "metrics": result.metrics})
-            outcomes[sym] = {"outcome": result.outcome, "reasons": result.reasons}
-            if result.outcome == "fail":
-                failures.append(f"{sym}: {'; '.join(result.reasons)}")
-        overall = "fail" if failures else ("degraded" if any(o["outcome"] == "degraded" for o in outcomes.values())
-                                           else "pass")
-        output = {"outcome": overall, "symbols": outcomes}
-        if failures:
-            return output, ("skipped", "skipped: data quality — " + " | ".join(failures))
-        return output, None
+            inputs.append(QualityInput(symbol=sym, candles=view.rows[snap.lo:snap.hi], bar_ms=view.bar_ms,
+                                       cutoff_ms=c.t_ms, exchange_ms=c.t_ms, bid=snap.bid, ask=snap.ask, last=snap.last))
+        out = self._write(decide_quality(c.run_id, c.t_ms, inputs, self.quality_limits))
+        return out.output, out.end
 
     def _stage_features(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
-        output: dict[str, Any] = {}
         if not self.full_records:  # only recorded (and shown to LLM planners); rule strategies and risk ignore it
-            return output, None
-        for sym, snap in c.markets.items():
-            values = compute_features(self._view(c.agent, sym).rows[snap.lo:snap.hi])
-            self._rec(m.FeatureSet, {"id": self._rid(m.FeatureSet), "run_id": c.run_id, "symbol": sym,
-                                           "values": values})
-            snap.features = values
-            output[sym] = {k: (round(v, 4) if isinstance(v, float) else v)
-                           for k, v in values.items() if k in ("ema_fast", "ema_slow", "rsi", "atr")}
-        return output, None
+            return {}, None
+        out = self._write(decide_features(c.run_id, [(sym, self._view(c.agent, sym).rows[snap.lo:snap.hi])
+                                                     for sym, snap in c.markets.items()]))
+        for _, row in out.rows:
+            c.markets[row["symbol"]].features = row["values"]
+        return out.output, None
 
     def _stage_plan(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
         agent = c.agent
         c.account = self._account(agent, c)
-        planner = agent.planner
-        decisions = []
-        error = None
-        for sym in agent.symbols:
-            snap = c.markets.get(sym)
-            position = c.account.position(sym)
-            if snap is None or snap.hi == snap.lo:
-                why = "no market data for this run" if snap is None else "no closed candles in this run"
-                decisions.append(planner._hold(sym, f"{planner.name}: {why}; holding"))
-                continue
-            signals, i = self._signals(agent, sym, snap)
-            if signals is None:
-                error = f"{sym}: cannot evaluate: {i}"
-                break
-            decisions.append(planner.decision(sym, signals, i, position, c.account.equity, agent.cfg.limits,
-                                              self.instruments[sym].tick_sz))
-        document = None if error else {"schema_version": PLAN_SCHEMA_VERSION, "decisions": decisions}
-        raw = json.dumps(document, indent=2) if document is not None and self.full_records else ""
-        self._rec(m.PlanRecord, {"id": self._rid(m.PlanRecord), "run_id": c.run_id,
-                                       "planner": agent.planner_name, "prompt": None, "prompt_sha256": None, "raw": raw,
-                                       "document": document, "error": error, "created_at": utcnow()})
-        c.document, c.plan_error = document, error
-        output = {"planner": agent.planner_name, "llm_calls": 0, "prompt_sha256": None,
-                  "decisions": len(document["decisions"]) if isinstance(document, dict) else None}
-        return output, None
 
-    def _signals(self, agent: _Agent, sym: str, snap: _Snap) -> tuple[Signals | None, Any]:
-        view = self._view(agent, sym)
+        def signals_at(sym: str) -> tuple[Signals, int] | str:
+            snap = c.markets.get(sym)
+            if snap is None:
+                return "no market data for this run"
+            if snap.hi == snap.lo:
+                return "no closed candles in this run"
+            return self._signals(agent, sym, snap)
+
+        result = agent.planner.plan_with(agent.symbols, c.account, agent.cfg.limits, self.tick_sizes, signals_at)
+        result.planner = agent.planner_name  # an LLM agent's offline stand-in records itself as such
+        out = self._write(decide_plan(c.run_id, result))
+        c.document, c.plan_error = result.document, result.error
+        return out.output, out.end
+
+    def _signals(self, agent: _Agent, sym: str, snap: _Snap) -> tuple[Signals, int]:
+        """The strategy's signals for the run's last closed bar: from the whole history's, unless that bar must
+        be decided on the run's own window (see `_history_signals`)."""
         i = snap.hi - 1
         if not agent.fragile[sym][i]:
             return agent.signals[sym], i
-        try:
-            window = Ohlcv(*(a[snap.lo:snap.hi] for a in (view.ohlcv.ts, view.ohlcv.open, view.ohlcv.high,
-                                                          view.ohlcv.low, view.ohlcv.close, view.ohlcv.volume)))
-            signals = agent.planner.signals(window)
-        except (ValueError, ArithmeticError) as exc:
-            return None, exc
+        ohlcv = self._view(agent, sym).ohlcv
+        window = Ohlcv(*(a[snap.lo:snap.hi] for a in (ohlcv.ts, ohlcv.open, ohlcv.high, ohlcv.low, ohlcv.close,
+                                                        ohlcv.volume)))
+        signals = agent.planner.signals(window)
         return signals, len(signals) - 1
 
     def _stage_validate(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str] | None]:
         agent = c.agent
-        c.validation_id = self._rid(m.PlanValidation)
-        if c.document is None:
-            problems = [c.plan_error or "the planner produced no JSON plan"]
-        else:
-            problems = [str(p) for p in validate_plan(c.document, list(agent.symbols))]
-        if problems:
-            self._rec(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": False,
-                                     "schema_version": PLAN_SCHEMA_VERSION, "problems": problems, "plan": None})
-            transition = risk_state.record_invalid_plan(agent.state, agent.cfg.limits, utcnow())
-            self._persist(agent, transition, c.run_id)
-            reason = "invalid_plan: " + "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)"
-                                                                   if len(problems) > 3 else "")
-            return {"valid": False, "problems": problems[:20]}, ("invalid_plan", reason[:1000])
-        c.plan = parse_plan(c.document)
-        self._rec(m.PlanValidation, {"id": c.validation_id, "run_id": c.run_id, "valid": True,
-                                 "schema_version": PLAN_SCHEMA_VERSION, "problems": [], "plan": c.plan.to_json()})
-        agent.state = replace(agent.state, consecutive_invalid_plans=0)
-        return {"valid": True, "decisions": [f"{d.symbol}:{d.action}" for d in c.plan.decisions]}, None
+        out, agent.state, c.plan = decide_validate(
+            c.run_id, agent=agent.cfg.name, book=self.book, document=c.document, plan_error=c.plan_error,
+            symbols=agent.symbols, state=agent.state, limits=agent.cfg.limits, now=utcnow())
+        self._write(out)
+        c.validation_id = next((row.get("id") for model, row in out.rows if model is m.PlanValidation), None)
+        return out.output, out.end
 
     def _stage_risk(self, c: _RunCtx) -> tuple[dict[str, Any], None]:
         agent = c.agent
-        plan = c.plan
         markets = {sym: SymbolMarket(symbol=sym, instrument=self.instruments[sym], as_of=c.tick, last=s.last, bid=s.bid,
                                      ask=s.ask, bar=agent.cfg.bar, candles=(),
                                      features={k: v for k, v in (s.features or {}).items() if not isinstance(v, str)})
                    for sym, s in c.markets.items()}
-        outcome = assess_plan(plan, c.account, markets, agent.cfg.limits, agent.state, c.tick)
-        self._persist(agent, risk_state.Transition(outcome.state, outcome.changes), c.run_id)
-        inputs = {"plan_validation_id": c.validation_id, "account_snapshot_id": c.account_id,
-                  "market_snapshot_ids": {sym: s.id for sym, s in c.markets.items()},
-                  "limits": agent.limits_json, "trading_state": outcome.state.trading_state.value,
-                  "global_pause": outcome.state.global_pause, "equity": c.account.equity,
-                  "peak_equity": c.account.peak_equity, "day_start_equity": c.account.day_start_equity}
-        for verdict, proposal in zip(outcome.verdicts, plan.decisions, strict=True):
-            self._rec(m.RiskVerdictRecord, {"id": self._rid(m.RiskVerdictRecord), "run_id": c.run_id, "idx": verdict.index,
-                                        "symbol": verdict.symbol, "action": verdict.action, "outcome": verdict.outcome,
-                                        "reasons": list(verdict.reasons), "proposal": proposal.to_json(),
-                                        "decision": verdict.decision.to_json(), "order": intent_to_json(verdict.order),
-                                        "inputs": inputs})
-            if verdict.outcome == "reject":
-                self._audit("risk.rejected", f"{verdict.symbol} {verdict.action} rejected: {', '.join(verdict.reasons)}",
-                            agent.cfg.name, c.run_id, {"reasons": list(verdict.reasons)})
-        c.verdicts = list(outcome.verdicts)
-        summary = {"verdicts": [f"{v.symbol} {v.action}: {v.outcome}" + (f" ({', '.join(v.reasons)})" if v.reasons else "")
-                                for v in outcome.verdicts],
-                   "orders": sum(v.order is not None for v in outcome.verdicts),
-                   "trading_state": agent.state.trading_state.value}
-        return summary, None
+        agent.turns += 1  # as the pipeline's run takes its book's trading turn here
+        judged_on = {"plan_validation_id": c.validation_id, "account_snapshot_id": c.account_id,
+                     "market_snapshot_ids": {sym: s.id for sym, s in c.markets.items()}}
+        out, agent.state, c.verdicts = decide_risk(c.run_id, agent=agent.cfg.name, book=self.book, plan=c.plan,
+                                                   account=c.account, markets=markets, limits=agent.cfg.limits,
+                                                   state=agent.state, as_of=c.tick, judged_on=judged_on)
+        self._write(out)
+        return out.output, None
 
     def _stage_order(self, c: _RunCtx) -> tuple[dict[str, Any], tuple[str, str]]:
-        agent, w, world = c.agent, self.writer, self.world
-        assert world is not None
+        agent, w = c.agent, self.writer
+        rows = order_rows(c.run_id, agent.cfg.name, self.book, [(v.index, intent_to_json(v.order)) for v in c.verdicts],
+                          {sym: (s.bid + s.ask) / 2 for sym, s in c.markets.items()}, tag=self.tag,
+                          exchange_url=self.replay.exchange_url, now=utcnow())
         results = []
-        for v in c.verdicts:
-            o = intent_to_json(v.order)
-            if not o:
-                continue
-            snap = c.markets.get(o["symbol"])
-            row = {"id": w.new_id(m.Order), "cl_ord_id": cl_ord_id_for(c.run_id, v.index), "run_id": c.run_id,
-                   "idx": v.index, "agent": agent.cfg.name, "book": self.book,
-                   "purpose": "close" if o["reduce_only"] else "open", "symbol": o["symbol"], "side": o["side"],
-                   "order_type": o["order_type"], "contracts": o["contracts"], "price": o["limit_price"],
-                   "reduce_only": o["reduce_only"], "leverage": o["leverage"], "stop_loss": o["stop_loss"],
-                   "take_profit": o["take_profit"], "tag": self.tag, "exchange_url": self.replay.exchange_url,
-                   "state": "new", "claim_token": None, "claimed_at": None,
-                   "reference_price": (snap.bid + snap.ask) / 2 if snap else None, "send_attempts": 0,
-                   "ord_id": None, "filled": 0.0, "avg_price": None, "fee": 0.0, "last_error": None, "reply": None,
-                   "created_at": utcnow(), "updated_at": utcnow(), "closed_at": None}
-            w.add(m.Order, row)  # written at the next flush, in whatever state sending leaves it
-            self._send(agent, row, c.run_id)
-            results.append({"order_id": row["id"], "state": row["state"], "ord_id": row["ord_id"],
-                            "error": row["last_error"]})
+        for row in rows:
+            row["id"] = w.new_id(m.Order)
+            order = SimpleNamespace(**row)
+            w.add(m.Order, vars(order))  # written at the next flush, in whatever state sending leaves it
+            self._send(agent, order)
+            results.append({"order_id": order.id, "state": order.state, "ord_id": order.ord_id,
+                            "error": order.last_error})
         self._refresh_live(agent)
         added = self._collect_fills(agent, c.run_id)
-        marks = {sym: s.last for sym, s in c.markets.items()}
-        equity, positions = self._snapshot_equity(agent, c.run_id, c.tick, marks, self._protection(agent))
-        for p in positions:
-            if p.get("stop_loss") is None:
-                self._audit("position.unprotected", f"{p['symbol']} {p['side']} {p['contracts']:g} has no live stop "
-                            "loss at the exchange", agent.cfg.name, c.run_id, {"symbol": p["symbol"], "book": self.book})
-        output = {"orders": results, "new_fills": added, "equity": round(equity, 2)}
-        return output, run_outcome(c.verdicts, results)  # type: ignore[arg-type]
+        out = self._write(decide_orders(c.run_id, agent.ledger, as_of=c.tick,
+                                        marks={sym: s.last for sym, s in c.markets.items()},
+                                        protection=self._protection(agent), orders=results, new_fills=added,
+                                        verdicts=c.verdicts))
+        equity = next(row["equity"] for model, row in out.rows if model is m.EquitySnapshot)
+        self._snapshot_taken(agent, c.tick, equity)
+        return out.output, out.end  # type: ignore[return-value]
 
-    # ---- orders and fills, as execution.orders and execution.ledger do them -------------------------
-    def _send(self, agent: _Agent, row: dict[str, Any], run_id: str) -> None:
+    # ---- orders and fills: execution.orders' state machine and execution.ledger, against the world ---
+    def _send(self, agent: _Agent, order: SimpleNamespace) -> None:
         world = self.world
         assert world is not None
         now = utcnow()
         # The kill switches at the moment of the order, by the order stage's own rule (risk.switches).
-        blocked = order_block(agent.state.trading_state, agent.state.global_pause, purpose=row["purpose"],
-                              reduce_only=row["reduce_only"])
+        blocked = order_block(agent.state.trading_state, agent.state.global_pause, purpose=order.purpose,
+                              reduce_only=order.reduce_only)
         if blocked is not None:
-            row["last_error"] = blocked
-            self._order_event(row, "not_sent", now, note=blocked)
+            self._audit_row(transition(order, "not_sent", now, note=blocked, last_error=blocked))
             return
         agent.flat_account = None  # the account changes with this order
-        spec = world.spec(row["symbol"])
-        if row["leverage"] and not row["reduce_only"] and \
-                world.accounts[agent.api_key].lever(row["symbol"]) != float(row["leverage"]):
+        spec = world.spec(order.symbol)
+        if order.leverage and not order.reduce_only and \
+                world.accounts[agent.api_key].lever(order.symbol) != float(order.leverage):
             # Account set-up before the claim, as execution.orders does (setting the leverage the account already
             # has changes nothing at the exchange: it is not asked again).
-            got = world.call("POST", "account/set-leverage", body={"lever": row["leverage"], "mgnMode": "cross",
-                                                                    "instId": row["symbol"]}, api_key=agent.api_key)
+            got = world.call("POST", "account/set-leverage", body={"lever": order.leverage, "mgnMode": "cross",
+                                                                    "instId": order.symbol}, api_key=agent.api_key)
             if got.get("code") != "0":  # ccxt raises: the order stays new, the stage fails and the run with it
                 raise _StageFailed(f"ExchangeError: okx {got.get('code')}: {got.get('msg')}")
-        row.update(send_attempts=1, claimed_at=now)
-        self._order_event(row, "submitting", now)
-        req: dict[str, Any] = {"instId": row["symbol"], "side": row["side"], "ordType": row["order_type"],
-                               "sz": spec.fmt_sz(row["contracts"]), "tdMode": "cross"}
-        if row["price"] is not None:
-            req["px"] = spec.fmt_px(row["price"])
+        self._audit_row(transition(order, "submitting", now, send_attempts=1, claimed_at=now))
+        req: dict[str, Any] = {"instId": order.symbol, "side": order.side, "ordType": order.order_type,
+                               "sz": spec.fmt_sz(order.contracts), "tdMode": "cross"}
+        if order.price is not None:
+            req["px"] = spec.fmt_px(order.price)
         attached: dict[str, Any] = {}
-        if row["stop_loss"]:
-            attached.update(slTriggerPx=spec.fmt_px(row["stop_loss"]), slOrdPx="-1", slTriggerPxType="last")
-        if row["take_profit"]:
-            attached.update(tpTriggerPx=spec.fmt_px(row["take_profit"]), tpOrdPx="-1", tpTriggerPxType="last")
+        if order.stop_loss:
+            attached.update(slTriggerPx=spec.fmt_px(order.stop_loss), slOrdPx="-1", slTriggerPxType="last")
+        if order.take_profit:
+            attached.update(tpTriggerPx=spec.fmt_px(order.take_profit), tpOrdPx="-1", tpTriggerPxType="last")
         if attached:
             req["attachAlgoOrds"] = [attached]
-        req.update(clOrdId=row["cl_ord_id"], tag=row["tag"])
-        if row["reduce_only"]:
+        req.update(clOrdId=order.cl_ord_id, tag=order.tag)
+        if order.reduce_only:
             req["reduceOnly"] = True
-        agent.ours[row["cl_ord_id"]] = row
+        agent.ours[order.cl_ord_id] = order
         reply = world.call("POST", "trade/batch-orders", body=[req], api_key=agent.api_key)
         data = (reply.get("data") or [{}])[0]
         if reply.get("code") != "0" or data.get("sCode") not in (None, "0"):
             error = f"okx {data.get('sCode') or reply.get('code')}: {data.get('sMsg') or reply.get('msg')}"
-            self._order_event(row, "rejected", now, note=error[:200])
-            row["last_error"] = f"ExchangeError: {error}"[:500]
+            self._audit_row(transition(order, "rejected", now, note=error[:200],
+                                       last_error=f"ExchangeError: {error}"[:500]))
             return
-        row["ord_id"] = data["ordId"]
-        found = world.call("GET", "trade/order", {"ordId": data["ordId"], "instId": row["symbol"]},
+        order.ord_id = data["ordId"]
+        found = world.call("GET", "trade/order", {"ordId": data["ordId"], "instId": order.symbol},
                            api_key=agent.api_key)["data"][0]
-        self._apply_exchange_order(row, found, now)
-        if row["state"] in ("submitted", "partially_filled"):
-            agent.live_orders.append(row)
-
-    def _apply_exchange_order(self, row: dict[str, Any], info: dict[str, Any], now: datetime) -> None:
-        state = OKX_STATES.get(info.get("state", ""), row["state"])
-        row["filled"] = _f(info.get("accFillSz"))
-        row["avg_price"] = _f(info.get("avgPx")) or row["avg_price"]
-        row["fee"] = abs(_f(info.get("fee"))) if info.get("fee") not in (None, "") else row["fee"]
-        row["ord_id"] = str(info.get("ordId") or row["ord_id"])
-        row["reply"] = {k: info.get(k) for k in ("ordId", "clOrdId", "tag", "state", "accFillSz", "avgPx", "fee",
-                                                 "feeCcy", "sz", "ordType", "side", "reduceOnly", "cTime", "uTime")}
-        self._order_event(row, state, now)
-
-    def _order_event(self, row: dict[str, Any], state: str, now: datetime, note: str = "") -> None:
-        before = row["state"]
-        row["updated_at"] = now
-        if state == before:
-            return
-        row["state"] = state
-        if state in TERMINAL_STATES:
-            row["closed_at"] = row["closed_at"] or now
-        self._audit("order." + state, f"{row['cl_ord_id']} {row['symbol']} {row['side']} {row['contracts']:g}: "
-                    f"{before} → {state}" + (f" ({note})" if note else ""), row["agent"], row["run_id"],
-                    {"cl_ord_id": row["cl_ord_id"], "from": before, "to": state, "ord_id": row["ord_id"]})
+        state, fields = okx_order_fields(order, found)
+        self._audit_row(transition(order, state, now, **fields))
+        if order.state in LIVE_ORDER:
+            agent.live_orders.append(order)
 
     def _refresh_live(self, agent: _Agent) -> None:
         world = self.world
         assert world is not None
         still = []
-        for row in agent.live_orders:
-            info = world.call("GET", "trade/order", {"ordId": row["ord_id"], "instId": row["symbol"]},
+        for order in agent.live_orders:
+            info = world.call("GET", "trade/order", {"ordId": order.ord_id, "instId": order.symbol},
                               api_key=agent.api_key)["data"][0]
-            self._apply_exchange_order(row, info, utcnow())
-            if row["state"] in ("submitted", "partially_filled"):
-                still.append(row)
+            state, fields = okx_order_fields(order, info)
+            self._audit_row(transition(order, state, utcnow(), **fields))
+            if order.state in LIVE_ORDER:
+                still.append(order)
         agent.live_orders = still
 
     def _collect_fills(self, agent: _Agent, run_id: str) -> int:
@@ -910,64 +823,44 @@ class InProcessReplay:
         assert world is not None
         new = [f for f in world.fills[agent.fills_seen:] if f.api_key == agent.api_key and f.inst_id in agent.symbols]
         agent.fills_seen = len(world.fills)
-        added = 0
+        books = agent.ledger
         for sf in new:
-            f = ledger._fill_from_ccxt({"info": sf.payload(world.spec(sf.inst_id))})
+            f = ledger.fill_from_okx(sf.payload(world.spec(sf.inst_id)))
             order = agent.ours.get(f.cl_ord_id)
             if order is None:
                 self._classify_foreign(agent, f)
-            reason = ledger.EXIT_BY_PURPOSE.get(order["purpose"]) if order else f.exit_reason
-            reference = order["reference_price"] if order else f.trigger_price
-            sign = 1.0 if f.side == "buy" else -1.0
-            ts = datetime.fromtimestamp(f.ts_ms / 1000, UTC)
-            fill = SimpleNamespace(id=self.writer.new_id(m.Fill), agent=agent.cfg.name, book=self.book, trade_id=f.trade_id,
-                          order_id=order["id"] if order else None, ord_id=f.ord_id, cl_ord_id=f.cl_ord_id or None,
-                          symbol=f.symbol, side=f.side, price=f.price, contracts=f.contracts,
-                          ct_val=self.instruments[f.symbol].ct_val, fee=f.fee, fee_ccy=f.fee_ccy, ts=ts,
-                          liquidity=f.liquidity, realized_pnl=0.0, exit_reason=None,
-                          slippage_bps=round(sign * (f.price - reference) / reference * 1e4, 4) if reference else None)
-            record = agent.open_records.get(f.symbol)
-            opened = ledger.book_fill(record, fill, reason, run_id, agent=agent.cfg.name, book=self.book)
-            if record is not None and record.status == "closed":
-                del agent.open_records[f.symbol]
-                agent.closed_records.append(record)
-            if opened is not None:
-                opened.id = self.writer.new_id(m.PositionRecord)
-                opened.max_contracts, opened.exit_price, opened.closed_at = opened.contracts, None, None
-                agent.open_records[f.symbol] = opened
-                if order and order["purpose"] == "open":
-                    agent.protective[f.symbol] = (order["stop_loss"], order["take_profit"])
-            agent.realized += fill.realized_pnl or 0.0
-            agent.fees += fill.fee
-            self.writer.add(m.Fill, vars(fill))
-            added += 1
-        return added
+            opened = len(books.opened)
+            row = books.book_fill(f, order, self.instruments[f.symbol].ct_val, run_id)
+            row["id"] = self.writer.new_id(m.Fill)
+            self.writer.add(m.Fill, row)
+            if len(books.opened) > opened:
+                books.opened[-1].id = self.writer.new_id(m.PositionRecord)
+                if order is not None and order.purpose == "open":
+                    agent.protective[f.symbol] = (order.stop_loss, order.take_profit)
+        return len(new)
 
     def _classify_foreign(self, agent: _Agent, f: ledger.ExchangeFill) -> None:
         """ledger.classify_foreign_fill, through the world's order endpoints."""
         world = self.world
         assert world is not None
         got = world.call("GET", "trade/order", {"ordId": f.ord_id, "instId": f.symbol}, api_key=agent.api_key)
-        if got.get("code") != "0" or not got.get("data"):
-            f.exit_reason = "manual"
-            return
-        info = got["data"][0]
-        if "liquidation" in str(info.get("category", "")):
-            f.exit_reason = "liquidation"
-            return
-        algo_id = info.get("algoId")
-        if algo_id:
-            algo = world.call("GET", "trade/order-algo", {"algoId": algo_id}, api_key=agent.api_key)
-            if algo.get("code") == "0" and algo.get("data"):
-                a = algo["data"][0]
-                side = a.get("actualSide", "")
-                f.exit_reason = ledger.EXIT_BY_ACTUAL_SIDE.get(side, "stop_loss")
-                px = a.get("slTriggerPx") if side == "sl" else a.get("tpTriggerPx")
-                f.trigger_price = float(px) if px not in (None, "") else None
-                return
-        f.exit_reason = "manual"
+        info = got["data"][0] if got.get("code") == "0" and got.get("data") else None
+        algo = None
+        if info and info.get("algoId") and "liquidation" not in str(info.get("category", "")):
+            found = world.call("GET", "trade/order-algo", {"algoId": info["algoId"]}, api_key=agent.api_key)
+            algo = found["data"][0] if found.get("code") == "0" and found.get("data") else None
+        f.exit_reason, f.trigger_price = ledger.exit_of(info, algo)
 
     # ---- the account as load_account builds it, and the ledger's equity ----------------------------
+    def _snapshot_taken(self, agent: _Agent, tick: datetime, equity: float) -> None:
+        """A run's equity snapshot, as later runs read it: the peak, the last one, and the day's start (the
+        pipeline reads the latest snapshot at or before 00:00: one taken at 00:00 itself counts, from the run
+        after it on)."""
+        agent.peak = equity if agent.peak is None else max(agent.peak, equity)
+        agent.last_snapshot = (tick, equity)
+        if tick.hour == tick.minute == tick.second == tick.microsecond == 0:
+            agent.day_start[tick.date()] = equity
+
     def _day_start(self, agent: _Agent, tick: datetime) -> float:
         day = tick.date()
         if day not in agent.day_start:
@@ -978,35 +871,22 @@ class InProcessReplay:
         return value if value is not None else agent.initial_equity
 
     def _account(self, agent: _Agent, c: _RunCtx) -> Account:
-        raw = c.account_raw
-        positions = []
-        for p in raw["positions"]:
-            stop, target = agent.protective.get(p["symbol"], (None, None))
-            positions.append(Position(symbol=p["symbol"], side=p["side"], contracts=p["contracts"],
-                                      entry_price=p["entry_price"], mark_price=p["mark_price"],
-                                      unrealized_pnl=p["unrealized_pnl"], leverage=p["leverage"], ct_val=p["ct_val"],
-                                      stop_loss=stop, take_profit=target))
-        equity = raw["equity"]
         first = agent.first_run or c.tick
-        return Account(equity=equity, cash=raw["cash"], available=raw["available"], positions=tuple(positions),
-                       start_equity=agent.initial_equity,
-                       peak_equity=max(agent.peak or agent.initial_equity, agent.initial_equity, equity),
-                       day_start_equity=self._day_start(agent, c.tick), invocations=agent.runs,
-                       minutes_since_start=max((c.tick - first) / timedelta(minutes=1), 0.0))
+        return make_account(c.account_raw, protective=agent.protective, start_equity=agent.initial_equity,
+                            peak=agent.peak, peak_reset=False, day_start=self._day_start(agent, c.tick),
+                            invocations=agent.runs, minutes_since_start=(c.tick - first) / timedelta(minutes=1))
 
     def _ledger_equity(self, agent: _Agent, tick: datetime, marks: dict[str, float] | None = None) -> float:
+        """The ledger's equity at `marks`, or at the world's last price of each symbol held."""
         world = self.world
         assert world is not None
-        upl = 0.0
-        for sym, p in agent.open_records.items():
-            mark = (marks or {}).get(sym)
-            if mark is None:
-                mark = world.market.last(sym, world.now) or p.entry_price
-            upl += p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
-        return agent.initial_equity + agent.realized - agent.fees + upl
+        books = agent.ledger
+        prices = {sym: (marks or {}).get(sym) or world.market.last(sym, world.now) or p.entry_price
+                  for sym, p in books.open.items()}
+        return books.cash + books.valued(prices)[0]
 
     def _protection(self, agent: _Agent) -> dict[str, dict[str, Any]]:
-        """execution.stage.protective_orders: the live stop/target algo orders of each symbol held."""
+        """The pipeline's protective_orders: the live stop/target algo orders of each symbol held."""
         world = self.world
         assert world is not None
         out: dict[str, dict[str, Any]] = {}
@@ -1018,66 +898,23 @@ class InProcessReplay:
             out[sym] = protection_entry((str(info["algoId"]), info) for info in pending.get("data") or [])
         return out
 
-    def _snapshot_equity(self, agent: _Agent, run_id: str, tick: datetime, marks: dict[str, float],
-                         protection: dict[str, dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
-        """ledger.snapshot_equity: cash from realised PnL and fees, open positions at the snapshot's marks, with
-        the live protective orders of each."""
-        cash = agent.initial_equity + agent.realized - agent.fees
-        positions, upl_total = [], 0.0
-        for sym in sorted(agent.open_records):
-            p = agent.open_records[sym]
-            mark = marks.get(sym, p.entry_price)
-            upl = p.contracts * p.ct_val * (mark - p.entry_price) * (1.0 if p.side == "long" else -1.0)
-            upl_total += upl
-            positions.append({"symbol": sym, "side": p.side, "contracts": p.contracts, "entry_price": p.entry_price,
-                              "mark_price": mark, "unrealized_pnl": upl,
-                              **protection.get(sym, {"stop_loss": None, "take_profit": None, "algo_ids": []})})
-        equity = cash + upl_total
-        self.writer.add(m.EquitySnapshot, {"id": self.writer.new_id(m.EquitySnapshot), "agent": agent.cfg.name,
-                                           "book": self.book, "run_id": run_id, "ts": tick, "cash": cash,
-                                           "equity": equity, "unrealized_pnl": upl_total,
-                                           "realized_pnl": agent.realized, "fees": agent.fees,
-                                           "positions": positions})
-        agent.peak = equity if agent.peak is None else max(agent.peak, equity)
-        agent.last_snapshot = (tick, equity)
-        return equity, positions
-
-    # ---- risk state and the audit log ----------------------------------------------------------------
-    def _persist(self, agent: _Agent, transition: risk_state.Transition, run_id: str) -> None:
-        agent.state = transition.state
-        for change in transition.changes:
-            self._audit(f"risk.{change.code.lower()}", change.message, agent.cfg.name, run_id,
-                        {"code": change.code, "from": change.before.trading_state.value,
-                         "to": change.after.trading_state.value})
-
-    def _audit(self, kind: str, message: str, agent: str | None, run_id: str | None, data: dict[str, Any]) -> None:
-        self.writer.add(m.AuditEvent, {"id": self.writer.new_id(m.AuditEvent), "ts": utcnow(), "kind": kind,
-                                       "agent": agent, "run_id": run_id, "actor": "system", "message": message,
-                                       "data": data})
-
     def _finish_agents(self) -> None:
         """Positions still open, and each agent's risk state, as the pipeline would leave them."""
         for agent in self.agents:
-            for rec in [*agent.closed_records, *agent.open_records.values()]:
+            for rec in [*agent.ledger.closed, *agent.ledger.open.values()]:
                 self.writer.add(m.PositionRecord, _row(rec))
         self.writer.flush()
-        from okxlab.risk.switches import state_row
-
         with self.env.sessions.begin() as s:
             for agent in self.agents:
                 row = state_row(s, agent.cfg.name, self.book)
-                st = agent.state
-                row.trading_state, row.state_reason, row.state_changed_at = (st.trading_state.value, st.reason,
-                                                                             st.since)
-                row.consecutive_invalid_plans = st.consecutive_invalid_plans
-                row.consecutive_rejections = st.consecutive_rejections
-                row.daily_loss_day = st.daily_loss_day
+                store_state(row, agent.state)
+                row.trading_epoch = agent.turns
 
     def _summary_from_memory(self) -> list[dict[str, Any]]:
         out = []
         for agent in self.agents:
             final = self._ledger_equity(agent, self.replay.end)
-            trades = len(agent.closed_records) + len(agent.open_records)
+            trades = len(agent.ledger.closed) + len(agent.ledger.open)
             out.append({"agent": agent.cfg.name, "equity": final,
                         "return_pct": (final / agent.initial_equity - 1) * 100.0, "trades": trades,
                         "max_drawdown_pct": None})
@@ -1115,12 +952,6 @@ class _RunCtx:
 
 def _row(obj: m.Base) -> dict[str, Any]:
     return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
-
-
-def _instrument_json(inst: Instrument) -> dict[str, Any]:
-    return {"inst_id": inst.inst_id, "inst_type": inst.inst_type, "base_ccy": inst.base_ccy,
-            "quote_ccy": inst.quote_ccy, "ct_val": inst.ct_val, "lot_sz": inst.lot_sz, "min_sz": inst.min_sz,
-            "tick_sz": inst.tick_sz, "max_lever": inst.max_lever}
 
 
 def _iso(ms: int) -> str:

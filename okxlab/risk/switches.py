@@ -9,14 +9,17 @@ switch must never keep a position open.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from okxlab.db.models import Control, RiskStateRecord, utcnow
+from okxlab.db.models import AuditEvent, Control, EquitySnapshot, RiskStateRecord, utcnow
 from okxlab.db.ops import audit, get_control, insert_ignore, set_control
 from okxlab.domain import TradingState
+from okxlab.outcome import Row, audit_row
+from okxlab.risk import state as risk_state
 
 PAUSE_KEY = "global_pause"
 
@@ -102,3 +105,63 @@ def switches_block(session: Session, agent: str, book: str, *, purpose: str, red
         row = session.get(RiskStateRecord, (agent, book))
         state = row.trading_state if row is not None else TradingState.ACTIVE.value
     return order_block(state, paused, purpose=purpose, reduce_only=reduce_only)
+
+
+# ---- an agent's trading state in a book, as stored ------------------------------------------------------
+
+def load_risk_state(session: Session, row: RiskStateRecord) -> risk_state.RiskState:
+    return risk_state.RiskState(
+        trading_state=TradingState(row.trading_state),
+        reason=row.state_reason,
+        since=row.state_changed_at,
+        global_pause=pause_applies(row.book) and global_pause(session) is not None,
+        consecutive_invalid_plans=row.consecutive_invalid_plans,
+        consecutive_rejections=row.consecutive_rejections,
+        daily_loss_day=row.daily_loss_day,
+    )
+
+
+def store_state(row: RiskStateRecord, state: risk_state.RiskState) -> None:
+    """Write a risk state onto the agent's state row in its book (the pipeline after each stage; an
+    in-process replay once, at its end)."""
+    row.trading_state = state.trading_state.value
+    row.state_reason = state.reason
+    row.state_changed_at = state.since
+    row.consecutive_invalid_plans = state.consecutive_invalid_plans
+    row.consecutive_rejections = state.consecutive_rejections
+    row.daily_loss_day = state.daily_loss_day
+    row.updated_at = utcnow()
+
+
+def transition_audits(agent: str, book: str, transition: risk_state.Transition, run_id: str | None, *,
+                      actor: str = "system") -> list[Row]:
+    """One audit event per state change of a transition."""
+    return [(AuditEvent, audit_row(f"risk.{change.code.lower()}", change.message, agent=agent, run_id=run_id,
+                                   actor=actor, data={"code": change.code, "book": book,
+                                                      "from": change.before.trading_state.value,
+                                                      "to": change.after.trading_state.value}))
+            for change in transition.changes]
+
+
+def persist(session: Session, row: RiskStateRecord, transition: risk_state.Transition, *, run_id: str | None = None,
+            actor: str = "system") -> None:
+    """Store a transition's state, with one audit event per change, in the caller's transaction."""
+    store_state(row, transition.state)
+    for model, values in transition_audits(row.agent, row.book, transition, run_id, actor=actor):
+        session.add(model(**values))
+
+
+def change_trading_state(session: Session, agent: str, book: str, target: TradingState, *, by: str, now: datetime,
+                         reason: str | None = None) -> risk_state.Transition:
+    """An operator's halt / reduce-only / resume of `agent` in `book`, audited."""
+    row = state_row(session, agent, book)
+    transition = risk_state.set_trading_state(load_risk_state(session, row), target, now, by, reason)
+    persist(session, row, transition, actor=by)
+    if target == TradingState.ACTIVE:
+        # A human has looked and decided to go on: drawdown is measured afresh from here, or the drawdown
+        # halt would fire again at the next run.
+        row.drawdown_reset_snapshot_id = session.scalar(
+            select(func.max(EquitySnapshot.id)).where(EquitySnapshot.agent == agent, EquitySnapshot.book == book))
+    if reason and transition.changes:
+        audit(session, "agent.state_note", reason, agent=agent, actor=by, data={"book": book})
+    return transition

@@ -121,6 +121,12 @@ class World:
         for key in self._since:  # nothing fires up to t1: later scans start there
             self._since[key] = t1
 
+    def resting_orders(self, api_key: str | None = None) -> int:
+        """How many orders rest on the book waiting for the price path (of one account, or of all)."""
+        if api_key is None:
+            return len(self._resting)
+        return sum(o.api_key == api_key for o in self._resting.values())
+
     def _has_positions(self) -> bool:
         return any(p.pos for a in self.accounts.values() for p in a.positions.values())
 

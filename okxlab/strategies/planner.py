@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from okxlab.config import AgentConfig
-from okxlab.domain import Position, Side
+from okxlab.domain import Account, Position, Side
 from okxlab.planning.base import PlanContext, PlanResult
 from okxlab.planning.schema import PLAN_SCHEMA_VERSION
 from okxlab.risk.limits import RiskLimits
@@ -72,20 +73,35 @@ class StrategyPlanner:
 
     # ---- the Planner protocol -----------------------------------------------------------------------
     def plan(self, ctx: PlanContext) -> PlanResult:
-        decisions = []
-        for symbol in ctx.symbols:
+        def signals_at(symbol: str) -> tuple[Signals, int] | str:
             market = ctx.markets.get(symbol)
-            position = ctx.account.position(symbol)
-            if market is None or not market.candles:
-                why = "no market data for this run" if market is None else "no closed candles in this run"
-                decisions.append(self._hold(symbol, f"{self.name}: {why}; holding"))
-                continue
+            if market is None:
+                return "no market data for this run"
+            if not market.candles:
+                return "no closed candles in this run"
+            signals = self.signals(market.candles)
+            return signals, len(signals) - 1
+
+        ticks = {s: m.instrument.tick_sz for s, m in ctx.markets.items()}
+        return self.plan_with(ctx.symbols, ctx.account, ctx.limits, ticks, signals_at)
+
+    def plan_with(self, symbols: Sequence[str], account: Account, limits: RiskLimits, tick_sizes: dict[str, float],
+                  signals_at: Callable[[str], tuple[Signals, int] | str]) -> PlanResult:
+        """The plan for `symbols`, deciding each at bar i of the signals `signals_at(symbol)` gives (or holding,
+        when it gives the reason there is nothing to decide on). The pipeline evaluates the run's candles; an
+        in-process replay passes signals it evaluated once over the whole history."""
+        decisions = []
+        for symbol in symbols:
             try:
-                signals = self.signals(market.candles)
+                got = signals_at(symbol)
             except (ValueError, ArithmeticError) as exc:
                 return PlanResult(document=None, raw="", planner=self.name, error=f"{symbol}: cannot evaluate: {exc}")
-            decisions.append(self.decision(symbol, signals, len(signals) - 1, position, ctx.account.equity,
-                                           ctx.limits, market.instrument.tick_sz))
+            if isinstance(got, str):
+                decisions.append(self._hold(symbol, f"{self.name}: {got}; holding"))
+                continue
+            signals, i = got
+            decisions.append(self.decision(symbol, signals, i, account.position(symbol), account.equity, limits,
+                                           tick_sizes.get(symbol)))
         document = {"schema_version": PLAN_SCHEMA_VERSION, "decisions": decisions}
         return PlanResult(document=document, raw=json.dumps(document, indent=2), planner=self.name, prompt=None)
 

@@ -19,7 +19,6 @@ from okxlab.db.models import Order, Run, StageRecord
 from okxlab.db.ops import insert_ignore
 from okxlab.execution.exchange import market_for
 from okxlab.execution.orders import OrderBusy, OutcomeUnknown, claim, claim_ttl, send_order
-from okxlab.execution.stage import _order_rows
 from okxlab.pipeline.stages import STAGES, execute_stage
 from tests.reliability.conftest import Lab, open_lab
 from tests.reliability.harness import buy_and_hold_config, wait_until, world_run
@@ -34,6 +33,16 @@ def lab(pg_url: str, tmp_path: Path):  # noqa: ANN201
         yield lab
 
 
+def _new_order_rows(s, run, tag, url):  # noqa: ANN001, ANN202 - the order stage's rows, as it creates them
+    from okxlab.db.models import MarketSnapshot, RiskVerdictRecord
+    from okxlab.execution.orders import order_rows
+
+    mids = {m.symbol: (m.bid + m.ask) / 2 for m in s.scalars(select(MarketSnapshot).where(MarketSnapshot.run_id == run.id))}
+    verdicts = s.scalars(select(RiskVerdictRecord).where(RiskVerdictRecord.run_id == run.id)).all()
+    return order_rows(run.id, run.agent, run.book, [(v.idx, v.order) for v in verdicts], mids, tag=tag,
+                      exchange_url=url, now=datetime.now(UTC))
+
+
 def _up_to_risk(lab: Lab) -> tuple[str, str, Order]:
     """A run through risk with its order row created (state new), as the order stage creates it."""
     wr = world_run(lab.env, lab.admin, lab.sim.world_url, "buyhold", START)
@@ -41,7 +50,7 @@ def _up_to_risk(lab: Lab) -> tuple[str, str, Order]:
         assert execute_stage(stage, wr.run_id, lab.env)
     with lab.env.sessions.begin() as s:
         run = s.get(Run, wr.run_id)
-        insert_ignore(s, Order, _order_rows(s, run, lab.config.broker_tag, lab.sim.world_url(wr.world)), ["cl_ord_id"])
+        insert_ignore(s, Order, _new_order_rows(s, run, lab.config.broker_tag, lab.sim.world_url(wr.world)), ["cl_ord_id"])
         order = s.scalars(select(Order).where(Order.run_id == wr.run_id)).one()
     return wr.run_id, wr.world, order
 

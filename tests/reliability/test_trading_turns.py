@@ -131,10 +131,10 @@ def test_a_worker_whose_clock_runs_ahead_does_not_take_over_a_live_claim(lab: La
         run = s.get(Run, run_id)
     # The order row, as the order stage's first attempt creates it, and that attempt's claim: it is sending.
     from okxlab.db.ops import insert_ignore
-    from okxlab.execution.stage import _order_rows
+    from tests.reliability.test_order_claims import _new_order_rows
 
     with lab.env.sessions.begin() as s:
-        insert_ignore(s, Order, _order_rows(s, run, lab.config.broker_tag, None), ["cl_ord_id"])
+        insert_ignore(s, Order, _new_order_rows(s, run, lab.config.broker_tag, None), ["cl_ord_id"])
         order = s.scalars(select(Order).where(Order.run_id == run_id)).one()
     assert claim(lab.env.sessions, order.id)
     # A second delivery, on a worker whose clock is 61 s ahead (past the 60 s claim TTL by its own reckoning).

@@ -3,6 +3,7 @@ and the simulator over HTTP): the same runs, the same plans and verdicts, the sa
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,7 +73,42 @@ def _book(s, replay_id: int) -> dict:  # noqa: ANN001
         "accounts": {by_run[a.run_id]: (a.equity, a.cash, a.available, a.positions) for a in rows(m.AccountSnapshot)},
         "equity": {by_run[e.run_id]: (e.cash, e.equity, e.positions) for e in rows(m.EquitySnapshot)},
         "stages": sorted((by_run[r.run_id], r.stage, r.status) for r in rows(m.StageRecord)),
+        "outputs": {(by_run[r.run_id], r.stage): _plain(r.output, book) for r in rows(m.StageRecord)},
+        "order_rows": [(by_run[o.run_id], o.idx, o.purpose, o.reduce_only, o.leverage, o.take_profit, o.price,
+                        o.reference_price, o.fee, o.send_attempts, o.last_error, o.tag, o.reply and
+                        {k: v for k, v in o.reply.items() if k not in ("ordId", "clOrdId", "cTime", "uTime")})
+                       for o in rows(m.Order, m.Order.run_id)],
+        "verdict_inputs": {(by_run[v.run_id], v.idx): {k: x for k, x in v.inputs.items() if not k.endswith(("_id", "_ids"))}
+                           for v in rows(m.RiskVerdictRecord)},
+        "epochs": {by_run[a.run_id]: a.trading_epoch for a in rows(m.AccountSnapshot)},
+        "audit": {run: [(e.kind, _plain(e.message, book), _plain(e.data, book)) for e in events]
+                  for run, events in _audit_by_run(s, ids, by_run).items()},
+        "risk_state": [(r.trading_state, r.state_reason, r.consecutive_invalid_plans, r.consecutive_rejections,
+                        r.daily_loss_day, r.trading_run_id, r.trading_epoch)
+                       for r in s.scalars(select(m.RiskStateRecord).where(m.RiskStateRecord.book == book))],
     }
+
+
+def _audit_by_run(s, ids: list[str], by_run: dict) -> dict:  # noqa: ANN001
+    out: dict = {}
+    for e in s.scalars(select(m.AuditEvent).where(m.AuditEvent.run_id.in_(ids)).order_by(m.AuditEvent.id)):
+        out.setdefault(by_run[e.run_id], []).append(e)
+    return out
+
+
+_IDS = re.compile(r"\b(o[xm][0-9a-f]{30}|[A-Za-z0-9_-]{1,14}-\d{8}T\d{6}-[0-9a-f]{8})\b")
+
+
+def _plain(value, book: str):  # noqa: ANN001, ANN202
+    """`value` with what names a replay rather than a decision taken out: its book, its runs' ids, their
+    clOrdIds (derived from run ids) and database row ids."""
+    if isinstance(value, dict):
+        return {k: (None if k in ("order_id",) else _plain(v, book)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, book) for v in value]
+    if isinstance(value, str):
+        return _IDS.sub("ID", value.replace(book, "BOOK"))
+    return value
 
 
 def test_inline_and_fast_replays_decide_what_the_pipeline_decides(pg_url: str, redis_prefix: str,
@@ -95,13 +131,15 @@ def test_inline_and_fast_replays_decide_what_the_pipeline_decides(pg_url: str, r
     assert {k for k, *_ in a["fills"]} == set(AGENTS)
     # inline: every record of every run, as the pipeline wrote it
     for key in ("runs", "fills", "positions", "orders", "verdicts", "plans", "quality", "features", "market",
-                "accounts", "equity", "stages"):
+                "accounts", "equity", "stages", "outputs", "order_rows", "verdict_inputs", "epochs", "audit",
+                "risk_state"):
         assert b[key] == a[key], key
+    assert any(kind.startswith("order.") for events in a["audit"].values() for kind, *_ in events)
     # fast: the same trades; the runs it executed are recorded as the pipeline recorded them
-    for key in ("fills", "positions", "orders"):
+    for key in ("fills", "positions", "orders", "order_rows", "risk_state"):
         assert c[key] == a[key], key
     assert fast.executed < fast.runs
-    for key in ("verdicts", "plans", "quality", "accounts", "equity"):
+    for key in ("verdicts", "plans", "quality", "accounts", "equity", "outputs", "verdict_inputs", "epochs", "audit"):
         assert c[key] and all(a[key][k] == v for k, v in c[key].items()), key
     # minimal records: the same trades and equity at the runs that executed, no stage tables
     for key in ("fills", "positions", "orders"):
