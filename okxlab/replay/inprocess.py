@@ -1,11 +1,14 @@
-"""Replays in one process: the pipeline's stage logic against an in-process simulator world, without Celery.
+"""Replays in one process: the pipeline's stage decisions against an in-process simulator world, without Celery.
 
 `celery -A workers replay range --mode pipeline` (the default) sends every run through the workers and the
-simulator over HTTP. The two modes here decide exactly the same things with the same code — quality checks
-(`marketdata.quality.assess`), features (`marketdata.features.compute_features`), the strategy planner,
-plan validation (`planning.schema.validate_plan`), the risk engine (`risk.engine.assess_plan`,
-`risk.state`), orders matched by the simulator's own engine (`World`, through `World.call` with the request
-ccxt would send), and books kept with `execution.ledger` — and only change how it is executed:
+simulator over HTTP. The two modes here gather each stage's inputs from the in-process world instead of
+ccxt and the database, and then call the very functions the pipeline's stages call to decide — the
+snapshot, quality, features, plan and validation records, the risk verdicts, the order rows and the order
+state machine, the kill-switch rule at the moment of the order, the ledger (`execution.ledger.Ledger`) and
+the run's outcome — writing what they decide through the bulk writer (okxlab/replay/bulk.py) instead of the
+stage's transaction. Orders are matched by the simulator's own engine (`World.call`, with the request ccxt
+would send). What this module adds is the loop, the clock and the gathering; fast mode's skip logic is in
+okxlab/replay/fast.py and the market views and whole-history signals in okxlab/replay/series.py.
 
 - **inline**: every run of every tick executes every stage, and every record the pipeline writes is written
   (runs, stage records, snapshots, quality checks, features, plans, validations, verdicts, orders, fills,
@@ -41,10 +44,8 @@ Differences from the pipeline, by design (none changes a decision):
 from __future__ import annotations
 
 import gc
-import hashlib
 import socket
 import time
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -64,7 +65,7 @@ from okxlab.execution import ledger
 from okxlab.execution.decide import decide_orders
 from okxlab.execution.exchange import account_from_exchange, instrument_to_json
 from okxlab.execution.orders import okx_order_fields, order_rows, protection_entry, transition
-from okxlab.marketdata.bars import DAY_MS, parse_bar
+from okxlab.marketdata.bars import parse_bar
 from okxlab.marketdata.features import decide_features
 from okxlab.marketdata.quality import QualityInput, QualityLimits, decide_quality
 from okxlab.marketdata.snapshot import SymbolSnapshot, decide_snapshot
@@ -73,14 +74,16 @@ from okxlab.pipeline.dispatch import run_id_for
 from okxlab.pipeline.env import StageEnv
 from okxlab.planning.decide import decide_plan, decide_validate
 from okxlab.replay.bulk import BulkWriter
+from okxlab.replay.fast import FastMode
 from okxlab.replay.range import RangeResult, summarize, ticks_between
+from okxlab.replay.series import SeriesView, history_signals, instrument_of, quality_risk
 from okxlab.risk import state as risk_state
 from okxlab.risk.decide import decide_risk, intent_to_json
 from okxlab.risk.switches import load_risk_state, order_block, state_row, store_state
 from okxlab.simulator.simulator import Simulator
 from okxlab.simulator.world import World
-from okxlab.strategies.engine import Signals, evaluate
-from okxlab.strategies.indicators import Ohlcv, as_ohlcv
+from okxlab.strategies.engine import Signals
+from okxlab.strategies.indicators import Ohlcv
 from okxlab.strategies.planner import StrategyPlanner
 
 MODES = ("inline", "fast")
@@ -94,76 +97,6 @@ ALWAYS_WRITTEN = frozenset({m.Run, m.Order, m.Fill, m.PositionRecord, m.EquitySn
 
 
 # ---- market data as the snapshot stage sees it ---------------------------------------------------------
-
-class SeriesView:
-    """One instrument's closed candles at the replay's bar, with the numbers ccxt would have parsed from the
-    simulator's candles endpoint (prices on the tick grid; volume in the base currency)."""
-
-    def __init__(self, world: World, inst_id: str, bar: str):
-        path = world.market.path(inst_id)
-        if path is None:
-            raise UserError(f"the simulator has no data for {inst_id}")
-        self.inst_id, self.spec, self.path, self.bar = inst_id, world.spec(inst_id), path, bar
-        self.bar_ms = parse_bar(bar).ms
-        series, ends = path.resampled(parse_bar(bar))
-        self.ends = np.asarray(ends, dtype=np.int64)
-        self._ends = self.ends.tolist()
-        ts = np.asarray(series.ts, dtype=np.int64)
-        spec = self.spec
-        prices = []
-        for col in (series.open, series.high, series.low, series.close):
-            col = np.asarray(col, dtype=np.float64)
-            on_grid = np.round(col, spec.px_decimals)
-            if not np.array_equal(on_grid, col):  # off the grid: exactly as the endpoint formats them
-                on_grid = np.array([float(spec.fmt_px(x)) for x in col.tolist()])
-            prices.append(on_grid)
-        # ccxt reads OKX's base-currency volume (volCcy for swaps, vol for spot), printed to 8 decimals
-        volume = np.array([round(x, 8) for x in np.asarray(series.volume, dtype=np.float64).tolist()])
-        self.cols = (ts.astype(np.float64), *prices, volume)
-        self.ts = ts
-        # column-major: a window's columns are contiguous, so TA-Lib and numpy take them without copies
-        self.rows = np.asfortranarray(np.column_stack(self.cols))
-        self.ohlcv = Ohlcv(ts, *(np.ascontiguousarray(c) for c in self.cols[1:]))
-        digest = hashlib.sha256()
-        digest.update(inst_id.encode())
-        digest.update(bar.encode())
-        digest.update(np.ascontiguousarray(self.rows).tobytes())
-        self.dataset = digest.hexdigest()
-
-    def closed(self, t_ms: int) -> int:
-        """How many bars closed at or before t."""
-        return bisect_right(self._ends, t_ms)
-
-    def reference(self, lo: int, hi: int) -> dict[str, Any]:
-        return {"dataset": self.dataset, "inst_id": self.inst_id, "bar": self.bar,
-                "from": int(self.ts[lo]) if hi > lo else None, "to": int(self.ts[hi - 1]) if hi > lo else None,
-                "count": hi - lo}
-
-
-def window_for(view: SeriesView, reference: dict[str, Any]) -> list[list[float]]:
-    """The candles a snapshot reference stands for, as the pipeline would have stored them."""
-    if reference.get("dataset") != view.dataset:
-        raise UserError("the candle data differs from the data this replay ran on (dataset digest mismatch)")
-    if not reference.get("count"):
-        return []
-    lo = int(np.searchsorted(view.ts, reference["from"]))
-    return view.rows[lo:lo + int(reference["count"])].tolist()
-
-
-def instrument_of(world: World, inst_id: str) -> Instrument:
-    """The instrument as okxlab reads it from ccxt's market (execution.exchange.instrument_from_market)."""
-    spec = world.spec(inst_id)
-    swap = spec.is_swap
-    return Instrument(inst_id=inst_id, inst_type="SWAP" if swap else "SPOT", base_ccy=spec.base_ccy,
-                      quote_ccy=spec.quote_ccy, ct_val=float(spec.ct_val) if swap else 1.0,
-                      lot_sz=float(spec.lot_sz), min_sz=float(spec.min_sz), tick_sz=float(spec.tick_sz),
-                      max_lever=float(spec.max_lever) if swap else 1.0)
-
-
-def _side(pos: Any) -> str | None:
-    """The side a simulator position holds: None when flat."""
-    return None if pos is None or not pos.pos else ("long" if pos.pos > 0 else "short")
-
 
 def _f(value: Any, default: float = 0.0) -> float:
     try:
@@ -217,7 +150,7 @@ class _StageFailed(Exception):
     """The stage could not do its job (as a stage task that fails for good): the run ends `failed`."""
 
 
-class InProcessReplay:
+class InProcessReplay(FastMode):
     """Drives one replay in this process (see the module docstring)."""
 
     def __init__(self, env: StageEnv, replay: Replay, simulator: Simulator, *, mode: str = "inline",
@@ -283,11 +216,11 @@ class InProcessReplay:
                                 f"{_iso(view.path.start_ms)} to {_iso(view.path.end_ms)}); shorten the window")
         if self.mode == "fast":
             for key, view in self.views.items():
-                self.quality_risk[key] = _quality_risk(view, self.window, self.quality_limits,
+                self.quality_risk[key] = quality_risk(view, self.window, self.quality_limits,
                                                        parse_bar(view.bar).ms)
         for agent in self.agents:
             for sym in agent.symbols:
-                agent.signals[sym], agent.fragile[sym] = _history_signals(agent.planner, self._view(agent, sym),
+                agent.signals[sym], agent.fragile[sym] = history_signals(agent.planner, self._view(agent, sym),
                                                                           self.window)
 
     def _view(self, agent: _Agent, sym: str) -> SeriesView:
@@ -370,173 +303,6 @@ class InProcessReplay:
             audit(s, "replay.finished", f"replay {self.replay.id} ({self.mode}): {total} runs over {len(ticks)} "
                   f"ticks in {result.seconds} s", data={"replay_id": self.replay.id, "statuses": statuses})
         return result
-
-    # ---- fast mode: does this run need to execute? -----------------------------------------------------
-    def _prepare_fast(self, ticks: list[datetime]) -> None:
-        """Per tick and symbol, whether a run must look at the strategy's choice for each position side, and
-        whether it must execute whatever the choice (quality may fail, a decision on its own window)."""
-        ticks_ms = np.array([int(t.timestamp() * 1000) for t in ticks], dtype=np.int64)
-        for agent in self.agents:
-            for sym in agent.symbols:
-                view, sig = self._view(agent, sym), agent.signals[sym]
-                n = np.searchsorted(view.ends, ticks_ms, side="right")
-                i = np.maximum(n - 1, 0)
-                risk = self.quality_risk[(sym, view.bar)][n] | (view.ends[i] != ticks_ms) | agent.fragile[sym][i] | (n == 0)
-                agent.closed[sym] = n.tolist()
-                agent.look[sym] = {
-                    None: (risk | sig.enter_long[i] | sig.enter_short[i]).tolist(),
-                    "long": (risk | sig.exit_long[i] | sig.enter_short[i]).tolist(),
-                    "short": (risk | sig.exit_short[i] | sig.enter_long[i]).tolist(),
-                }
-                agent.risky[sym] = risk.tolist()
-                # per tick and side held, the first tick at or after it where the choice must be looked at
-                agent.next_look[sym] = {}
-                for side, look in agent.look[sym].items():
-                    at = np.where(np.asarray(look, dtype=bool), np.arange(len(ticks)), len(ticks))
-                    agent.next_look[sym][side] = np.minimum.accumulate(at[::-1])[::-1].tolist() + [len(ticks)]
-        days = ticks_ms // DAY_MS
-        starts = np.flatnonzero(np.diff(days)) + 1  # first tick of each new UTC day
-        self.next_day = np.concatenate([starts, [len(ticks)]])[np.searchsorted(starts, np.arange(len(ticks)),
-                                                                               side="right")].tolist()
-
-    def _must_execute(self, agent: _Agent, k: int, tick: datetime) -> bool:
-        """Fast mode: whether the run at tick k can change anything (see the module docstring)."""
-        world = self.world
-        assert world is not None
-        acct = world.accounts[agent.api_key]
-        if len(world.fills) != agent.fills_seen and any(f.api_key == agent.api_key
-                                                        for f in world.fills[agent.fills_seen:]):
-            return True  # the exchange filled something since the last run (a stop, a resting order)
-        if agent.live_orders:
-            return True
-        for sym in agent.symbols:
-            side = _side(acct.positions.get(sym))
-            if agent.look[sym][side][k]:
-                if agent.risky[sym][k]:
-                    return True  # quality may fail, or the decision is taken on the run's own window
-                if agent.planner.choice(agent.signals[sym], agent.closed[sym][k] - 1, side).action != "hold":
-                    return True
-        return not self._risk_quiet(agent, tick)
-
-    def _risk_quiet(self, agent: _Agent, tick: datetime) -> bool:
-        """Whether the run's account check would leave the risk state as it is (no halt, no breaker), with the
-        inputs the run would see: equity at the world's clock, the peak, the day's start."""
-        world = self.world
-        assert world is not None
-        acct = world.accounts[agent.api_key]
-        flat = all(_side(acct.positions.get(sym)) is None for sym in agent.symbols)
-        eq = acct.balances.get("USDT", 0.0) if flat and not world.resting_orders() else world.margin(acct)["eq"]
-        day = tick.date()
-        peak = max(agent.peak or agent.initial_equity, agent.initial_equity, eq)
-        key = (peak, self._day_start(agent, tick), day, agent.state)
-        # The account check only trips on losses (from the peak, from the day's start): with everything else
-        # the same, if it found nothing at some equity it finds nothing at any higher one. Remember the lowest.
-        if agent.equity_memo is not None and agent.equity_memo[0] == key and eq >= agent.equity_memo[1]:
-            return True
-        if self._account_trips(agent, eq, peak, key[1], tick):
-            return False
-        agent.equity_memo = (key, eq)
-        return True
-
-    @staticmethod
-    def _account_trips(agent: _Agent, equity: float, peak: float, day_start: float, tick: datetime) -> bool:
-        """Whether a run's account check at these figures would change the agent's risk state."""
-        account = Account(equity=equity, cash=equity, available=equity, start_equity=agent.initial_equity,
-                          peak_equity=peak, day_start_equity=day_start)
-        return bool(risk_state.check_account(account, agent.cfg.limits, agent.state, tick).changes)
-
-    def _quiet_until(self, k: int) -> int:
-        """Fast mode, after a tick where every run was quiet: the first later tick whose runs must be looked at
-        for what they hold, without looking: the next tick where the strategy's choice may act for the side
-        each account holds, a new UTC day (its breaker state and day-start equity are new), or the first tick
-        at or after the exchange's next event (a stop, a fill, a liquidation)."""
-        world = self.world
-        assert world is not None
-        end = self.next_day[k]
-        for agent in self.agents:
-            if agent.live_orders:
-                return k + 1
-            acct = world.accounts[agent.api_key]
-            for sym in agent.symbols:
-                end = min(end, agent.next_look[sym][_side(acct.positions.get(sym))][k + 1])
-        if end > k + 1:
-            event = world.next_event_at(self.ticks_ms[end - 1])
-            if event is not None:
-                end = min(end, bisect_left(self.ticks_ms, event, k + 1))
-        return end
-
-    def _quiet_stretch(self, k: int, ticks: list[datetime]) -> int:
-        """Fast mode: note the quiet runs of the ticks after k that need no look (see `_quiet_until`) and return
-        the index of the next tick the drive must handle: at once when the stretch's equity is bounded (see
-        `_quiet_in_bounds`; a flat account's is its cash), otherwise each tick's equity checked against the risk
-        rules as its run would (a tick where they would trip is handed back to the drive)."""
-        world = self.world
-        assert world is not None
-        end = self._quiet_until(k)
-        if end <= k + 1:
-            return k + 1
-        if self._quiet_in_bounds(k, end, ticks):
-            return end
-        for j in range(k + 1, end):
-            world.glide(self.ticks_ms[j])
-            if not all(self._risk_quiet(agent, ticks[j]) for agent in self.agents):
-                return j
-            for agent in self.agents:
-                self._note_quiet_run(agent, ticks[j])
-        return end
-
-    def _quiet_in_bounds(self, k: int, end: int, ticks: list[datetime]) -> bool:
-        """The stretch of ticks k+1 .. end-1 at once, when each account holds at most one position and no order
-        rests: its equity then moves with one price, monotonically, so the stretch's lowest and highest equity
-        are those at its lowest and highest price. If the risk rules pass at the lowest equity against the
-        highest peak the stretch can reach, they pass at every tick (they only trip on losses from the peak and
-        from the day's start), and the runs are noted with their exact peak and last equity. False (nothing
-        done) when that does not hold; the caller then checks tick by tick."""
-        world = self.world
-        assert world is not None
-        if world.resting_orders():
-            return False
-        t_ms = self.ticks_ms[k + 1:end]
-        plans = []
-        for agent in self.agents:
-            acct = world.accounts[agent.api_key]
-            held = [sym for sym in agent.symbols if _side(acct.positions.get(sym)) is not None]
-            if len(held) > 1 or any(p.pos and sym not in agent.symbols for sym, p in acct.positions.items()):
-                return False
-            extremes = [len(t_ms) - 1]  # the last tick's equity is the next runs' last snapshot
-            if held:
-                px = [world.market.last(held[0], t) for t in t_ms]
-                if None in px:
-                    return False  # a tick without a price: equity falls back to other prices there
-                extremes += [px.index(min(px)), px.index(max(px))]
-            # equity as the run's account check sees it (the exchange's) and as its snapshot books it (the ledger)
-            seen = [(world.margin_at(acct, t_ms[i])["eq"] if held else acct.balances.get("USDT", 0.0),
-                     self._ledger_equity(agent, ticks[k + 1 + i],
-                                         {held[0]: px[i]} if held else None)) for i in extremes]
-            low = min(eq for eq, _ in seen)
-            peak = max(agent.peak or agent.initial_equity, agent.initial_equity, *(max(pair) for pair in seen))
-            if self._account_trips(agent, low, peak, self._day_start(agent, ticks[k + 1]), ticks[k + 1]):
-                return False
-            plans.append((agent, max(booked for _, booked in seen), seen[0][1]))
-        for agent, booked_high, booked_last in plans:
-            agent.peak = booked_high if agent.peak is None else max(agent.peak, booked_high)
-            agent.last_snapshot = (ticks[end - 1], booked_last)
-            agent.runs += end - k - 1
-            agent.turns += end - k - 1  # each would have held: through risk, taking its turn
-            agent.statuses["completed"] = agent.statuses.get("completed", 0) + end - k - 1
-        world.glide(self.ticks_ms[end - 1])
-        return True
-
-    def _note_quiet_run(self, agent: _Agent, tick: datetime) -> None:
-        """A run that would hold everywhere: what it would leave behind that later runs read (its equity
-        snapshot for the peak and the day's start, the run count)."""
-        self._day_start(agent, tick)
-        equity = self._ledger_equity(agent, tick)
-        self._snapshot_taken(agent, tick, equity)
-        agent.runs += 1
-        agent.turns += 1  # it would have held: through risk, taking its turn
-        agent.first_run = agent.first_run or tick
-        agent.statuses["completed"] = agent.statuses.get("completed", 0) + 1
 
     # ---- one run, every stage --------------------------------------------------------------------------
     def _execute(self, agent: _Agent, tick: datetime, t_ms: int) -> str:
@@ -956,94 +722,6 @@ def _row(obj: m.Base) -> dict[str, Any]:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
-
-
-# ---- signals over the whole history, and the bars where they must be decided again -------------------
-
-def _history_signals(planner: StrategyPlanner, view: SeriesView, window: int) -> tuple[Signals, np.ndarray]:
-    """Signals for every bar of the series, and a mask of bars whose decision must be taken on the run's own
-    window (near-ties; every bar for strategies that read recursive indicators)."""
-    strategy = planner.strategy
-    data = view.ohlcv
-    signals = evaluate(strategy, data)
-    n = len(data)
-    fragile = np.zeros(n, dtype=bool)
-    if any(c.operand is not None and c.operand.indicator in RECURSIVE for c in strategy.conditions()) or \
-            any(getattr(s, "kind", "") == "atr" for s in (strategy.stop_loss, strategy.take_profit) if s is not None):
-        fragile[:] = True  # their values depend on the window's start: decide every bar on its own window
-        return signals, fragile
-    from okxlab.strategies.indicators import IndicatorBook
-
-    book = IndicatorBook(as_ohlcv(data))
-
-    def line(op: Any) -> np.ndarray:
-        return book.line(op.indicator, op.params, op.line)
-
-    def near(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-        b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
-        scale = np.maximum(np.abs(a), np.abs(b))
-        with np.errstate(invalid="ignore"):
-            out = np.abs(a - b) <= TIE_TOLERANCE * scale
-        # a line that turns defined within the window can differ too: NaN next to a number is fragile
-        return out | (np.isnan(a) != np.isnan(b))
-
-    for c in strategy.conditions():
-        s = c.signal
-        if s == "always":
-            continue
-        if s in ("cross_above", "cross_below", "above", "below", "overbought", "oversold"):
-            a = line(c.operand)
-            b = line(c.other) if c.other is not None else float(c.level)  # type: ignore[arg-type]
-            tie = near(a, b)
-        elif s in ("touch_upper", "break_upper", "touch_lower", "break_lower"):
-            upper = s.endswith("upper")
-            band = book.line(c.operand.indicator, c.operand.params, "upper" if upper else "lower")
-            price = (data.high if upper else data.low) if s.startswith("touch") else data.close
-            tie = near(price, band)
-        elif s.endswith("_alignment"):
-            lines = [book.line(c.operand.indicator, (("period", p),), "value") for p in c.periods]
-            tie = np.zeros(n, dtype=bool)
-            for x, y in zip(lines, lines[1:], strict=False):
-                tie |= near(x, y)
-        else:  # divergences, candle patterns: no cheap tie test; decide on the window
-            fragile[:] = True
-            return signals, fragile
-        if s.startswith("cross") or s.startswith("break"):
-            tie = tie | np.concatenate([[True], tie[:-1]])  # the previous bar takes part in a cross
-        within = max(int(getattr(c, "within", 1) or 1), 1)
-        if within > 1:  # a tie anywhere in the lookback
-            counts = np.concatenate([[0], np.cumsum(tie, dtype=np.int64)])
-            idx = np.arange(n)
-            tie = counts[idx + 1] - counts[np.maximum(idx + 1 - within, 0)] > 0
-        fragile |= tie
-    # the first bars of the history: a run's window and the history start at the same bar, nothing differs;
-    # bars whose window is shorter than the lookback of any indicator are decided on their window anyway
-    fragile[:window] = True
-    return signals, fragile
-
-
-def _quality_risk(view: SeriesView, window: int, limits: QualityLimits, bar_ms: int) -> np.ndarray:
-    """For each number of closed bars n, whether a run seeing bars [n - window, n) might not pass the quality
-    checks (too few bars, missing bars, inconsistent OHLC, the ticker far from the last close). A superset of
-    the runs `assess` fails: fast mode executes those runs and lets `assess` decide."""
-    ts = view.ts
-    total = len(ts)
-    n = np.arange(total + 1)
-    lo = np.maximum(n - window, 0)
-    count = n - lo
-    risk = count < max(limits.min_candles, 1)
-    last = np.maximum(n - 1, 0)
-    expected = (ts[last] - ts[np.minimum(lo, total - 1)]) // bar_ms + 1
-    risk |= expected != count
-    o, h, low, c = view.cols[1], view.cols[2], view.cols[3], view.cols[4]
-    bad = (h < np.maximum(o, c)) | (low > np.minimum(o, c)) | (low <= 0) | ~np.isfinite(np.column_stack(view.cols[1:5])).all(axis=1)
-    bad_count = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
-    risk |= (bad_count[n] - bad_count[lo]) > 0
-    next_open = np.append(o, np.nan)[n]  # the price at the tick: the open of the bar starting there
-    with np.errstate(invalid="ignore", divide="ignore"):
-        deviation = np.abs(next_open / c[last] - 1.0) * 100.0
-    risk |= ~(deviation <= limits.ticker_deviation_pct / 2)
-    return risk
 
 
 def run_inprocess(env: StageEnv, replay: Replay, simulator: Simulator, *, mode: str,
