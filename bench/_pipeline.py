@@ -80,8 +80,8 @@ def running(config_text: str, *, procs_per_group: int = 1, extra_files: dict[str
             sim.kill()
             raise RuntimeError("the simulator did not start")
         child_env["OKXLAB_SIM_URL"] = os.environ["OKXLAB_SIM_URL"] = sim_url
+        from okxlab.bootstrap import prepare
         from okxlab.config import load_config
-        from okxlab.db.bootstrap import prepare
         from okxlab.pipeline.env import build_env, reset_default_env
 
         reset_default_env()

@@ -50,9 +50,9 @@ def main() -> None:
 
     from sqlalchemy import func, select
 
+    from okxlab.bootstrap import prepare
     from okxlab.config import load_config
     from okxlab.db import models as m
-    from okxlab.db.bootstrap import prepare
     from okxlab.pipeline.env import build_env
     from okxlab.replay.inprocess import replay_in_process
     from okxlab.review.report import build_report

@@ -44,9 +44,9 @@ def okxlab_run(data_dir: Path, mode: str, bars: int | None, tmp: Path) -> dict[s
     import numpy as np
     from sqlalchemy import select
 
+    from okxlab.bootstrap import prepare
     from okxlab.config import load_config
     from okxlab.db import models as m
-    from okxlab.db.bootstrap import prepare
     from okxlab.pipeline.env import build_env
     from okxlab.replay.inprocess import replay_in_process
     from okxlab.simulator.market import MarketData

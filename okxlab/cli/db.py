@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from okxlab.bootstrap import prepare
 from okxlab.cli.common import config
 from okxlab.config import database_url
-from okxlab.db.bootstrap import prepare
 from okxlab.db.migrate import current_revision, head_revision
 from okxlab.db.session import check_connection, redact
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import click
 
+from okxlab.bootstrap import prepare
 from okxlab.cli.common import table
 from okxlab.config import home_dir, load_config
-from okxlab.db.bootstrap import prepare
 from okxlab.db.models import Control
 from okxlab.db.ops import set_control
 from okxlab.db.session import dispose_engines, session_scope

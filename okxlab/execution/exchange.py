@@ -15,10 +15,11 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import ccxt
 from requests.adapters import HTTPAdapter
+from sqlalchemy.orm import Session, sessionmaker
 from urllib3.util.retry import Retry
 
 from okxlab.config import AgentConfig, Config, live_trading_enabled
@@ -119,6 +120,18 @@ def new_client(config: Config, agent: AgentConfig, venue: Venue, *, timeout_ms: 
     client.session.mount("https://", reads)
     client.session.mount("http://", reads)
     return client
+
+
+class Accounts(Protocol):
+    """What an operation on an agent's account needs: the config, the database, and the exchange client of a
+    book (okxlab.pipeline.env.StageEnv is one)."""
+
+    config: Config
+    sessions: sessionmaker[Session]
+
+    def venue(self, book: str) -> Venue: ...
+
+    def client(self, agent: AgentConfig, book: str) -> ccxt.okx: ...
 
 
 class ExchangeProvider:

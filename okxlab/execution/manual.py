@@ -16,9 +16,8 @@ from okxlab.config import AgentConfig
 from okxlab.db.models import Order, utcnow
 from okxlab.db.ops import audit, insert_ignore
 from okxlab.execution import ledger
-from okxlab.execution.exchange import account_from_exchange, market_for
+from okxlab.execution.exchange import Accounts, account_from_exchange, market_for
 from okxlab.execution.orders import cl_ord_id_for_manual, send_order
-from okxlab.pipeline.env import StageEnv
 
 ALGO_TYPES = ("conditional", "oco", "trigger")
 
@@ -42,7 +41,7 @@ def _cancel_all(client: ccxt.okx, symbol: str) -> list[str]:
     return cancelled
 
 
-def flatten(env: StageEnv, agent: AgentConfig, book: str, *, request_id: str, actor: str) -> FlattenResult:
+def flatten(env: Accounts, agent: AgentConfig, book: str, *, request_id: str, actor: str) -> FlattenResult:
     """Cancel every open order of `agent` and close every position, audited. `request_id` names this flatten
     (the same id → the same closing orders, so a retry never closes twice)."""
     url = env.venue(book).url

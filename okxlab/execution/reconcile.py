@@ -16,8 +16,7 @@ from okxlab.config import AgentConfig
 from okxlab.db.models import Fill, Reconciliation, utcnow
 from okxlab.db.ops import audit
 from okxlab.execution import ledger
-from okxlab.execution.exchange import account_from_exchange, market_for
-from okxlab.pipeline.env import StageEnv
+from okxlab.execution.exchange import Accounts, account_from_exchange, market_for
 
 CASH_TOLERANCE = 0.005  # half a cent
 PRICE_TOLERANCE = 1e-6  # relative, for average entry prices
@@ -68,7 +67,7 @@ def compare(agent: AgentConfig, book: str, totals: ledger.LedgerTotals, booked: 
     )
 
 
-def reconcile(env: StageEnv, agent: AgentConfig, book: str, *, source: str = "cli") -> ReconcileResult:
+def reconcile(env: Accounts, agent: AgentConfig, book: str, *, source: str = "cli") -> ReconcileResult:
     client = env.client(agent, book)
     symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
     account = account_from_exchange(client.fetch_balance(), client.fetch_positions(list(symbol_of.values())))

@@ -22,7 +22,7 @@ from okxlab.execution.exchange import ExchangeProvider, Venue, venue_for_book
 if TYPE_CHECKING:
     import ccxt
 
-    from okxlab.planning.factory import PlannerProvider
+    from okxlab.pipeline.planners import PlannerProvider
 
 
 @dataclass
@@ -78,7 +78,7 @@ class StageEnv:
 
 
 def build_env(config: Config | None = None, database_url: str | None = None) -> StageEnv:
-    from okxlab.planning.factory import PlannerProvider  # planners pull in openai and TA-Lib; load on demand
+    from okxlab.pipeline.planners import PlannerProvider  # planners pull in openai and TA-Lib; load on demand
 
     config = config or load_config()
     sessions = session_factory(database_url)

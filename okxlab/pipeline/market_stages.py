@@ -28,8 +28,8 @@ from okxlab.marketdata.features import decide_features
 from okxlab.marketdata.quality import QualityInput, QualityLimits, decide_quality
 from okxlab.marketdata.snapshot import SymbolSnapshot, decide_snapshot
 from okxlab.outcome import StageOutcome
+from okxlab.pipeline.context import StageContext
 from okxlab.pipeline.env import StageEnv
-from okxlab.pipeline.stages import StageContext
 from okxlab.pipeline.turns import snapshot_epoch
 
 

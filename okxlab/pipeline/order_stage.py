@@ -26,8 +26,8 @@ from okxlab.execution.decide import decide_orders
 from okxlab.execution.exchange import market_for
 from okxlab.execution.orders import order_rows, protection_entry, refresh_open_orders, send_order
 from okxlab.outcome import StageOutcome
+from okxlab.pipeline.context import StageContext
 from okxlab.pipeline.env import StageEnv
-from okxlab.pipeline.stages import StageContext
 from okxlab.pipeline.turns import end_turn
 
 RERUN_NOTE = "re-run of a past run: orders are recorded, not sent"

@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from okxlab.db.models import PlanRecord, Run
 from okxlab.outcome import StageOutcome
+from okxlab.pipeline.context import StageContext
 from okxlab.pipeline.env import StageEnv
 from okxlab.pipeline.inputs import load_account, load_markets
-from okxlab.pipeline.stages import StageContext
 from okxlab.planning.base import PlanContext, PlanResult
 from okxlab.planning.decide import decide_plan, decide_validate
 from okxlab.risk.switches import load_risk_state, state_row, store_state

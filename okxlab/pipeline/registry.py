@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from okxlab.domain import STAGES
+from okxlab.pipeline.context import Stage
 from okxlab.pipeline.market_stages import features_stage, quality_stage, snapshot_gather, snapshot_record
 from okxlab.pipeline.order_stage import order_gather, order_record
 from okxlab.pipeline.plan_stages import plan_gather, plan_record, validate_stage
 from okxlab.pipeline.risk_stage import risk_stage
-from okxlab.pipeline.stages import STAGES, Stage
 
 _DEFINITIONS = {
     "snapshot": Stage("snapshot", snapshot_record, snapshot_gather),

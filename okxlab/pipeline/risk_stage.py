@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from okxlab.db.models import AccountSnapshot, MarketSnapshot, PlanValidation
 from okxlab.outcome import StageOutcome
+from okxlab.pipeline.context import StageContext
 from okxlab.pipeline.inputs import load_account, load_markets
-from okxlab.pipeline.stages import StageContext
 from okxlab.pipeline.turns import take_turn
 from okxlab.planning.schema import parse_plan
 from okxlab.risk.decide import decide_risk

@@ -21,27 +21,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ccxt
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from okxlab.db.models import Run, StageRecord
 from okxlab.db.ops import insert_ignore
 from okxlab.domain import STAGES, TERMINAL_RUN
 from okxlab.errors import TransientError
-from okxlab.outcome import StageOutcome
+from okxlab.pipeline.context import Stage, StageContext
+from okxlab.pipeline.registry import stage_named
 
 if TYPE_CHECKING:
     from okxlab.pipeline.env import StageEnv
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STAGES", "TERMINAL", "StageContext", "Stage", "execute_stage"]
+__all__ = ["STAGES", "TERMINAL", "Delivery", "Stage", "StageContext", "execute_stage", "is_transient"]
 TERMINAL = TERMINAL_RUN
 
 # Hard time limit per stage, in seconds (the soft limit is 10 s less). The plan stage waits on a model: two
@@ -65,25 +64,6 @@ class Delivery:
     queue: str | None = None
     worker: str | None = None
     task_id: str | None = None
-
-
-@dataclass
-class StageContext:
-    session: Session  # the stage's transaction: rows added here commit with the stage record
-    run: Run
-    env: StageEnv
-    gathered: Any = None  # what the stage's gather step returned
-
-    @property
-    def agent(self):  # noqa: ANN201 - AgentConfig; imported lazily to keep this module light
-        return self.env.config.agent(self.run.agent)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    record: Callable[[StageContext], StageOutcome]  # decides; the runner writes its rows
-    gather: Callable[[StageEnv, Run], Any] | None = None  # runs outside any transaction; `run` is detached
 
 
 class _AlreadyDone(Exception):
@@ -155,8 +135,6 @@ def _fail(env: StageEnv, stage: str, run_id: str, error: str, *, end_run: bool) 
 
 def execute_stage(stage: str, run_id: str, env: StageEnv, delivery: Delivery | None = None) -> bool:
     """Run `stage` of `run_id` once. Returns True if the run should go on to the next stage."""
-    from okxlab.pipeline.registry import stage_named  # the stage bodies live in the domain packages
-
     delivery = delivery or Delivery()
     state, detached_run = _begin_attempt(env, stage, run_id, delivery)
     if state != "go":

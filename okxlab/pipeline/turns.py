@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from okxlab.db.models import RiskStateRecord, Run
 from okxlab.db.ops import audit
-from okxlab.pipeline.stages import TERMINAL
+from okxlab.domain import TERMINAL_RUN as TERMINAL
 from okxlab.risk.switches import state_row
 
 AGENT_BUSY = "agent_busy"

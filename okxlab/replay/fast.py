@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from okxlab.domain import Account
 from okxlab.marketdata.bars import DAY_MS
 from okxlab.risk import state as risk_state
-
-if TYPE_CHECKING:
-    from okxlab.replay.inprocess import _Agent
 
 
 def _side(pos: Any) -> str | None:
@@ -59,7 +56,7 @@ class FastMode:
         self.next_day = np.concatenate([starts, [len(ticks)]])[np.searchsorted(starts, np.arange(len(ticks)),
                                                                                side="right")].tolist()
 
-    def _must_execute(self, agent: _Agent, k: int, tick: datetime) -> bool:
+    def _must_execute(self, agent: Any, k: int, tick: datetime) -> bool:
         """Fast mode: whether the run at tick k can change anything (see the module docstring)."""
         world = self.world
         assert world is not None
@@ -78,7 +75,7 @@ class FastMode:
                     return True
         return not self._risk_quiet(agent, tick)
 
-    def _risk_quiet(self, agent: _Agent, tick: datetime) -> bool:
+    def _risk_quiet(self, agent: Any, tick: datetime) -> bool:
         """Whether the run's account check would leave the risk state as it is (no halt, no breaker), with the
         inputs the run would see: equity at the world's clock, the peak, the day's start."""
         world = self.world
@@ -99,7 +96,7 @@ class FastMode:
         return True
 
     @staticmethod
-    def _account_trips(agent: _Agent, equity: float, peak: float, day_start: float, tick: datetime) -> bool:
+    def _account_trips(agent: Any, equity: float, peak: float, day_start: float, tick: datetime) -> bool:
         """Whether a run's account check at these figures would change the agent's risk state."""
         account = Account(equity=equity, cash=equity, available=equity, start_equity=agent.initial_equity,
                           peak_equity=peak, day_start_equity=day_start)
@@ -187,7 +184,7 @@ class FastMode:
         world.glide(self.ticks_ms[end - 1])
         return True
 
-    def _note_quiet_run(self, agent: _Agent, tick: datetime) -> None:
+    def _note_quiet_run(self, agent: Any, tick: datetime) -> None:
         """A run that would hold everywhere: what it would leave behind that later runs read (its equity
         snapshot for the peak and the day's start, the run count)."""
         self._day_start(agent, tick)

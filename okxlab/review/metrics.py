@@ -40,7 +40,7 @@ from okxlab.db.models import (
     Run,
     StageRecord,
 )
-from okxlab.pipeline.stages import STAGES
+from okxlab.domain import STAGES
 
 YEAR = timedelta(days=365.25)
 

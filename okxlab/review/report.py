@@ -28,8 +28,8 @@ from okxlab.config import Config, load_config, reports_dir
 from okxlab.db.models import AuditEvent, LlmCallRecord, PlanValidation, Report, Run, StageRecord, utcnow
 from okxlab.db.ops import insert_ignore
 from okxlab.db.session import session_factory
+from okxlab.domain import STAGES
 from okxlab.errors import UserError
-from okxlab.pipeline.stages import STAGES
 from okxlab.review import charts
 from okxlab.review.leaderboard import Leaderboard, build_leaderboard
 from okxlab.review.metrics import Latency, Trade, Window, stage_latency

@@ -25,8 +25,8 @@ from okxlab.db.models import (
     Run,
     StageRecord,
 )
+from okxlab.domain import STAGES
 from okxlab.errors import NotFound
-from okxlab.pipeline.stages import STAGES
 
 TRAIL_VERSION = 1
 

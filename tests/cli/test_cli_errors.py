@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from okxlab.bootstrap import prepare
 from okxlab.cli.main import main
 from okxlab.config import load_config
-from okxlab.db.bootstrap import prepare
 from okxlab.db.models import AuditEvent, Schedule
 from okxlab.db.session import session_scope
 

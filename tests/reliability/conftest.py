@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from okxlab.bootstrap import prepare
 from okxlab.config import Config, load_config
-from okxlab.db.bootstrap import prepare
 from okxlab.pipeline.env import StageEnv, build_env, reset_default_env
 from okxlab.simulator.server import SimServer
 from okxlab.simulator.simulator import Simulator

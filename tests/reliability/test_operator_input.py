@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from okxlab.bootstrap import prepare
 from okxlab.config import load_config
 from okxlab.db import models as m
-from okxlab.db.bootstrap import prepare
 from okxlab.db.session import session_scope
 from okxlab.simulator.server import SimServer
 from okxlab.simulator.simulator import Simulator

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from okxlab.bootstrap import prepare
 from okxlab.config import load_config
 from okxlab.db import models as m
-from okxlab.db.bootstrap import prepare
 from okxlab.pipeline.env import build_env
 from okxlab.replay.inprocess import replay_in_process
 from okxlab.simulator.simulator import Simulator

@@ -19,9 +19,9 @@ from typing import Any
 from celery.signals import task_postrun
 from sqlalchemy import func, select
 
+from okxlab.bootstrap import prepare
 from okxlab.config import Config, load_config
 from okxlab.db import models
-from okxlab.db.bootstrap import prepare
 from okxlab.pipeline.embedded import EmbeddedWorker
 from okxlab.pipeline.env import StageEnv, build_env, reset_default_env
 from okxlab.pipeline.stages import STAGES
