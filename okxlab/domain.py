@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+import numpy as np
+
 Side = Literal["long", "short"]
 Action = Literal["open_long", "open_short", "close", "hold"]
 OPENING_ACTIONS: frozenset[str] = frozenset({"open_long", "open_short"})
@@ -152,6 +154,30 @@ def make_account(snapshot: dict[str, Any], *, protective: dict[str, tuple[float 
 
 
 Candle = tuple[int, float, float, float, float, float]  # (ts ms bar open, open, high, low, close, volume)
+
+
+@dataclass(frozen=True)
+class Ohlcv:
+    """Candles as columns, oldest first: ts (int64 ms, bar open) and float64 prices and volume. The one
+    candle type of okxlab: resampled history (marketdata), indicator input (strategies), replay views."""
+
+    ts: np.ndarray  # int64 ms, bar open time
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+    def tail(self, n: int) -> Ohlcv:
+        """The last n bars (all of them when n >= len)."""
+        start = max(0, len(self) - n)
+        return Ohlcv(*(a[start:] for a in (self.ts, self.open, self.high, self.low, self.close, self.volume)))
+
+    def head(self, n: int) -> Ohlcv:
+        return Ohlcv(*(a[:n] for a in (self.ts, self.open, self.high, self.low, self.close, self.volume)))
 
 
 @dataclass(frozen=True)

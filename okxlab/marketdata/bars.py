@@ -13,6 +13,8 @@ from functools import cache
 
 import numpy as np
 
+from okxlab.domain import Ohlcv
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
@@ -128,23 +130,8 @@ def bar_from_timeframe(timeframe: str) -> str:
         raise BarError(f"no OKX bar for ccxt timeframe {timeframe!r}") from None
 
 
-@dataclass(frozen=True)
-class OHLCV:
-    """Plain arrays of bars (ts = bar open, ms). `complete` is False for nothing here: only full bars."""
-
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-
 def resample(ts: np.ndarray, dur: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-             v: np.ndarray, bar: str | Bar) -> OHLCV:
+             v: np.ndarray, bar: str | Bar) -> Ohlcv:
     """Aggregate base bars (open times `ts`, lengths `dur`, possibly mixed) into complete `bar` buckets.
 
     A bucket is kept only when its base bars tile it exactly: the first opens at the bucket's open, none
@@ -154,7 +141,7 @@ def resample(ts: np.ndarray, dur: np.ndarray, o: np.ndarray, h: np.ndarray, lo: 
     ts = np.asarray(ts, dtype=np.int64)
     if len(ts) == 0:
         empty_f = np.zeros(0, dtype=np.float64)
-        return OHLCV(np.zeros(0, dtype=np.int64), empty_f, empty_f, empty_f, empty_f, empty_f)
+        return Ohlcv(np.zeros(0, dtype=np.int64), empty_f, empty_f, empty_f, empty_f, empty_f)
     dur = np.asarray(dur, dtype=np.int64)
     starts = target.starts(ts)
     first = np.flatnonzero(np.concatenate(([True], starts[1:] != starts[:-1])))
@@ -165,7 +152,7 @@ def resample(ts: np.ndarray, dur: np.ndarray, o: np.ndarray, h: np.ndarray, lo: 
     reach = np.maximum.reduceat(ts + dur, first)
     ok = (ts[first] == b_start) & (covered == b_end - b_start) & (reach <= b_end)
     sel_first, sel_last = first[ok], last[ok]
-    return OHLCV(
+    return Ohlcv(
         ts=b_start[ok],
         open=np.asarray(o, dtype=np.float64)[sel_first],
         high=np.maximum.reduceat(np.asarray(h, dtype=np.float64), first)[ok],

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from okxlab.domain import Ohlcv
 from okxlab.errors import UserError
-from okxlab.marketdata.bars import OHLCV, BarError, parse_bar, resample
+from okxlab.marketdata.bars import BarError, parse_bar, resample
 
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 _NAME = re.compile(r"^(?P<inst>[A-Z0-9]+-[A-Z0-9]+(?:-SWAP)?)_(?P<bar>[0-9]+[A-Za-z]+)\.csv(?:\.gz)?$")
@@ -73,7 +74,7 @@ class CandleSeries:
         """Complete `bar` candles built from these (only where these are at least that fine)."""
         base = parse_bar(self.bar)
         durations = base.ends(self.ts) - self.ts
-        out: OHLCV = resample(self.ts, durations, self.open, self.high, self.low, self.close, self.volume, bar)
+        out: Ohlcv = resample(self.ts, durations, self.open, self.high, self.low, self.close, self.volume, bar)
         return CandleSeries(self.inst_id, bar, out.ts, out.open, out.high, out.low, out.close, out.volume,
                             self.source)
 

@@ -23,32 +23,9 @@ import numpy as np
 import pandas as pd
 import talib
 
-from okxlab.domain import Candle
+from okxlab.domain import Candle, Ohlcv
 
 FloatArray = np.ndarray
-
-
-@dataclass(frozen=True)
-class Ohlcv:
-    """Candles as float64 columns, oldest first."""
-
-    ts: np.ndarray  # int64 ms, bar open time
-    open: FloatArray
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-    volume: FloatArray
-
-    def __len__(self) -> int:
-        return len(self.close)
-
-    def tail(self, n: int) -> Ohlcv:
-        """The last n bars (all of them when n >= len)."""
-        start = max(0, len(self) - n)
-        return Ohlcv(*(a[start:] for a in (self.ts, self.open, self.high, self.low, self.close, self.volume)))
-
-    def head(self, n: int) -> Ohlcv:
-        return Ohlcv(*(a[:n] for a in (self.ts, self.open, self.high, self.low, self.close, self.volume)))
 
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
