@@ -49,7 +49,9 @@ def sim(host: str, port: int, data_paths: tuple[str, ...], start: str | None, sp
     Each configured agent gets an account of its initial equity; --account adds more.
     """
     from okxlab.simulator import AccountSpec, Faults, SimServer, Simulator
+    from okxlab.simulator.accounts import mask_key
     from okxlab.simulator.clock import iso, parse_time
+    from okxlab.simulator.token import TOKEN_HEADER, server_token
 
     if speed <= 0:
         raise UserError(f"--speed must be positive, not {speed}")
@@ -65,15 +67,21 @@ def sim(host: str, port: int, data_paths: tuple[str, ...], start: str | None, sp
         raise UserError("--latency-ms must be >= 0")
     simulator = Simulator(data_paths=data_paths, agents=not no_agents, accounts=extra, default_clock=clock,
                           start=start_ms, speed=speed, faults=faults)
-    server = SimServer(simulator, host=host, port=port).start()
+    try:
+        token, token_where = server_token()
+    except OSError as exc:
+        raise UserError(f"cannot keep the admin token in the data directory: {exc.strerror or exc} "
+                        "(set OKXLAB_HOME to a writable directory, or OKXLAB_SIM_ADMIN_TOKEN)") from None
+    server = SimServer(simulator, host=host, port=port, admin_token=token).start()
     world = simulator.world()
     clock_text = (f"realtime from {iso(world.clock.start_ms)} at {speed:g}x" if clock == "realtime"
                   else f"replay at {iso(world.clock.start_ms)} (move it with POST /admin/worlds/default/clock)")
     click.echo(f"okxlab sim: OKX v5 simulator on {server.url} - default world: {clock_text}")
     click.echo(f"  ccxt: ex.set_sandbox_mode(True); ex.urls['api'] = {{'rest': '{server.url}'}}")
     click.echo(f"  other worlds: POST /admin/worlds, then use {server.url}/w/<world> as the REST URL")
-    for spec in world.accounts.values():
-        click.echo(f"  account {spec.label or spec.api_key}: api key {spec.api_key}, {spec.initial_equity:,.0f} USDT")
+    click.echo(f"  admin API: {server.url}/admin/... with the header {TOKEN_HEADER}; its token is {token_where}")
+    for acct in world.accounts.values():  # keys are masked: they can be real ones (docker-compose passes .env)
+        click.echo(f"  account {acct.name}: api key {mask_key(acct.api_key)}, {acct.initial_equity:,.0f} USDT")
     for inst_id, rng in simulator.market.ranges().items():
         click.echo(f"  data {inst_id}: {iso(rng['start'])[:16]} -> {iso(rng['end'])[:16]} UTC")
     if faults.active:

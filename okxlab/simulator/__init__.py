@@ -6,7 +6,7 @@ Admin:       AdminClient(url) for /admin/... ; ccxt_okx(url, key, secret, passph
 See docs/simulator.md.
 """
 
-from okxlab.simulator.admin import AdminClient, SimAdminError
+from okxlab.simulator.admin import AdminClient, SimAdminAuthError, SimAdminError
 from okxlab.simulator.client import ccxt_okx
 from okxlab.simulator.errors import OkxError
 from okxlab.simulator.faults import Faults
@@ -17,5 +17,5 @@ from okxlab.simulator.world import World
 
 __all__ = [
     "DEFAULT_START", "DEFAULT_WORLD", "AccountSpec", "AdminClient", "BookModel", "Faults", "MarketData",
-    "OkxError", "SimAdminError", "SimServer", "Simulator", "World", "ccxt_okx",
+    "OkxError", "SimAdminAuthError", "SimAdminError", "SimServer", "Simulator", "World", "ccxt_okx",
 ]

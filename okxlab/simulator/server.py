@@ -2,7 +2,7 @@
 
 URLs:  http://HOST:PORT/api/v5/...            the default world
        http://HOST:PORT/w/<world>/api/v5/...  another world (ccxt signs only the /api/v5/... part)
-       http://HOST:PORT/admin/...             unauthenticated admin API (see docs/simulator.md)
+       http://HOST:PORT/admin/...             admin API, with the header X-Sim-Admin-Token (see docs/simulator.md)
 
 One aiohttp event loop serves everything, so requests are processed one at a time against the engine.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from typing import Any
 
@@ -19,13 +20,16 @@ from aiohttp import web
 
 from okxlab.errors import UserError
 from okxlab.simulator import auth, router
+from okxlab.simulator.accounts import Account
 from okxlab.simulator.clock import iso, parse_time
 from okxlab.simulator.errors import OkxError
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.simulator import DEFAULT_WORLD, AccountSpec, Simulator
+from okxlab.simulator.token import TOKEN_ENV, TOKEN_HEADER, new_token, token_matches
 
 log = logging.getLogger(__name__)
 _SIM = web.AppKey("simulator", Simulator)
+_TOKEN = web.AppKey("admin_token", str)
 
 
 def _okx(payload: dict[str, Any], status: int = 200) -> web.Response:
@@ -103,9 +107,16 @@ async def _payload(request: web.Request) -> dict[str, Any]:
     return data
 
 
+def _authorized(request: web.Request) -> bool:
+    return token_matches(request.headers.get(TOKEN_HEADER), request.app[_TOKEN])
+
+
 def _admin(handler):
     async def wrapped(request: web.Request) -> web.Response:
         sim = request.app[_SIM]
+        if not _authorized(request):  # before the body is read: nothing of it is parsed for a stranger
+            return _bad(f"missing or wrong {TOKEN_HEADER} header: the admin API needs the simulator's token "
+                        f"(${TOKEN_ENV}, or the sim-admin-token file in the simulator's data directory)", 401)
         try:
             data = await _payload(request) if request.method in ("POST", "PUT") else {}
             with sim.lock:
@@ -123,9 +134,12 @@ def _world(sim: Simulator, request: web.Request):
     return world
 
 
-@_admin
-def _health(sim, request, data):
-    return _json({"ok": True, "worlds": sorted(sim.worlds)})
+async def _health(request: web.Request) -> web.Response:
+    """Open to anyone (a liveness probe): the world names only with the token."""
+    if not _authorized(request):
+        return _json({"ok": True})
+    with request.app[_SIM].lock:
+        return _json({"ok": True, "worlds": sorted(request.app[_SIM].worlds)})
 
 
 @_admin
@@ -203,15 +217,23 @@ def _faults(sim, request, data):
     return _json(world.faults.to_dict())
 
 
+def _account_name(world, api_key: str) -> str:
+    """Answers name the account (label or masked key); the key itself is only ever an input."""
+    acct: Account | None = world.accounts.get(api_key)
+    return acct.name if acct is not None else "?"
+
+
 @_admin
 def _orders(sim, request, data):
     world = _world(sim, request)
     key = request.query.get("api_key")
-    orders = [{"api_key": o.api_key, "raw": o.raw, **o.payload(world.spec(o.inst_id))}
+    orders = [{"account": _account_name(world, o.api_key), "raw": o.raw, **o.payload(world.spec(o.inst_id))}
               for o in world.orders.values() if not key or o.api_key == key]
-    algos = [{"api_key": a.api_key, "raw": a.raw, **a.payload(world.spec(a.inst_id), world.last(a.inst_id))}
+    algos = [{"account": _account_name(world, a.api_key), "raw": a.raw,
+              **a.payload(world.spec(a.inst_id), world.last(a.inst_id))}
              for a in world.algos.values() if not key or a.api_key == key]
-    rejected = [r for r in world.rejections if not key or r["api_key"] == key]
+    rejected = [{"account": _account_name(world, r["api_key"]), **{k: v for k, v in r.items() if k != "api_key"}}
+                for r in world.rejections if not key or r["api_key"] == key]
     return _json({"orders": orders, "algos": algos, "rejections": rejected})
 
 
@@ -219,7 +241,7 @@ def _orders(sim, request, data):
 def _fills(sim, request, data):
     world = _world(sim, request)
     key = request.query.get("api_key")
-    return _json([{"api_key": f.api_key, **f.payload(world.spec(f.inst_id))}
+    return _json([{"account": _account_name(world, f.api_key), **f.payload(world.spec(f.inst_id))}
                   for f in world.fills if not key or f.api_key == key])
 
 
@@ -227,9 +249,12 @@ async def _not_found(request: web.Request) -> web.Response:
     return _okx(OkxError("50005").envelope(), 404)
 
 
-def build_app(sim: Simulator) -> web.Application:
+def build_app(sim: Simulator, admin_token: str) -> web.Application:
+    if not admin_token:
+        raise ValueError("the admin API needs a token")
     app = web.Application(client_max_size=1 << 20)
     app[_SIM] = sim
+    app[_TOKEN] = admin_token
     r = app.router
     r.add_route("*", "/api/v5/{tail:.*}", _api)
     r.add_route("*", "/w/{world}/api/v5/{tail:.*}", _api)
@@ -257,9 +282,11 @@ class SimServer:
     """
 
     def __init__(self, simulator: Simulator | None = None, host: str = "127.0.0.1", port: int = 0,
-                 **simulator_kwargs: Any):
+                 admin_token: str | None = None, **simulator_kwargs: Any):
         self.simulator = simulator if simulator is not None else Simulator(**simulator_kwargs)
         self.host, self.port = host, port
+        # The environment's token when set (a client in another process finds it there), else one of its own.
+        self.admin_token = admin_token or os.environ.get(TOKEN_ENV, "").strip() or new_token()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -279,7 +306,7 @@ class SimServer:
         from okxlab.simulator.admin import AdminClient
 
         if self._admin is None or self._admin.base_url != self.url:
-            self._admin = AdminClient(self.url)
+            self._admin = AdminClient(self.url, token=self.admin_token)
         return self._admin
 
     def start(self) -> SimServer:
@@ -290,7 +317,8 @@ class SimServer:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                runner = web.AppRunner(build_app(self.simulator), access_log=None, handle_signals=False)
+                runner = web.AppRunner(build_app(self.simulator, self.admin_token), access_log=None,
+                                       handle_signals=False)
                 loop.run_until_complete(runner.setup())
                 site = web.TCPSite(runner, self.host, self.port)
                 loop.run_until_complete(site.start())

@@ -32,9 +32,10 @@ class AccountSpec:
     def parse(cls, text: str, equity: float = 10_000.0) -> AccountSpec:
         """From the CLI form KEY:SECRET:PASSPHRASE."""
         parts = text.split(":")
-        if len(parts) != 3 or not all(parts):
-            raise ValueError(f"account {text!r} must be KEY:SECRET:PASSPHRASE")
-        return cls(parts[0], parts[1], parts[2], equity, label=parts[0])
+        if len(parts) != 3 or not all(parts):  # the text holds secrets: never echoed
+            raise ValueError(f"an --account must be KEY:SECRET:PASSPHRASE, three non-empty parts separated by ':' "
+                             f"(got {len(parts)} part(s))")
+        return cls(parts[0], parts[1], parts[2], equity)  # no label: it would show the key in full
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AccountSpec:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from okxlab.simulator.accounts import Account, Position
+from okxlab.simulator.accounts import Account, Position, mask_key
 from okxlab.simulator.clock import RealtimeClock, ReplayClock
 from okxlab.simulator.errors import OkxError, param_error
 from okxlab.simulator.faults import Faults
@@ -75,7 +75,7 @@ class World:
     def add_account(self, api_key: str, secret: str, passphrase: str, equity: float = 10_000.0,
                     label: str = "") -> Account:
         if api_key in self.accounts:
-            raise ValueError(f"world {self.name!r} already has an account with API key {api_key!r}")
+            raise ValueError(f"world {self.name!r} already has an account with API key {mask_key(api_key)}")
         acct = Account(api_key, secret, passphrase, label=label, initial_equity=float(equity))
         acct.u_time = self.now
         self.accounts[api_key] = acct

@@ -10,6 +10,7 @@ import requests
 
 from okxlab.config import load_config, sim_credentials
 from okxlab.simulator import SimAdminError, Simulator, ccxt_okx
+from okxlab.simulator.accounts import mask_key
 from okxlab.simulator.clock import parse_time
 
 
@@ -32,8 +33,8 @@ def test_admin_world_lifecycle_and_state(new_world, admin, server) -> None:
     w.exchange().create_order("ETH/USDT:USDT", "limit", "buy", 1, 1600)
     state = admin.world(w.name)
     assert state["clock"] == "replay" and state["now"] == parse_time("2022-09-13T08:00:00Z")
-    assert state["open_orders"] == 1 and state["accounts"][0]["api_key"] == w.key
-    assert w.secret not in str(state) and w.passphrase not in str(state)
+    assert state["open_orders"] == 1 and state["accounts"][0]["key"] == mask_key(w.key)
+    assert w.key not in str(state) and w.secret not in str(state) and w.passphrase not in str(state)
     assert state["instruments"] == {"BTC-USDT": "suspend", "ETH-USDT": "suspend", "BTC-USDT-SWAP": "live",
                                     "ETH-USDT-SWAP": "live"}
     assert admin.data()["instruments"]["ETH-USDT-SWAP"]["start"] == parse_time("2022-09-01T00:00:00Z")
