@@ -41,6 +41,67 @@ def _err(exc: OkxError) -> web.Response:
     return _okx(exc.envelope(), exc.http_status)
 
 
+MAX_BODY = 1 << 20  # bytes; OKX's largest request (20 orders in a batch) is a few kB
+MAX_DEPTH = 16  # nesting of a JSON body; OKX's deepest (a batch of orders with attachAlgoOrds) is 4
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's extension, not JSON
+
+
+def parse_json(text: str) -> Any:
+    """A request body as JSON, or ValueError: invalid, non-standard (NaN), or nested deeper than MAX_DEPTH.
+
+    Python's parser recurses, so a deeply nested body raises RecursionError; and a moderately deep one would
+    recurse again wherever it is copied or stored. Both are refused here, as one syntax error.
+    """
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError("nested too deeply")
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return data
+
+
+async def _body_text(request: web.Request) -> str:
+    """The raw body as text; OkxError when it is too large or not UTF-8 (OKX's bodies are UTF-8 JSON)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise OkxError("51000", param0="body", http_status=413) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OkxError("50002") from None
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Whatever goes wrong, the answer is JSON in the shape of the API asked (OKX's or the admin's), never
+    aiohttp's plain text; an unexpected exception is logged and answered as OKX's system error."""
+    admin = request.path.startswith("/admin/")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if admin:
+            return _bad(exc.reason, exc.status)
+        code = {404: "50005", 405: "50115", 413: "51000"}.get(exc.status, "50002" if exc.status < 500 else "50026")
+        return _okx(OkxError(code, param0="body").envelope(), exc.status)
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("simulator error on %s %s", request.method, request.path)
+        return _bad("internal error", 500) if admin else _err(OkxError("50026"))
+
+
 async def _api(request: web.Request) -> web.StreamResponse:
     sim = request.app[_SIM]
     name = request.match_info.get("world", DEFAULT_WORLD)
@@ -51,7 +112,10 @@ async def _api(request: web.Request) -> web.StreamResponse:
     method = request.method
     raw_path = request.raw_path
     request_path = raw_path[len(f"/w/{name}"):] if "world" in request.match_info else raw_path
-    body_text = await request.text()
+    try:
+        body_text = await _body_text(request)
+    except OkxError as exc:
+        return _err(exc)
     outcome = None
     faults = world.faults
     if faults.active and faults.applies(endpoint):
@@ -69,7 +133,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
         if not body_text.strip():
             return _err(OkxError("50000"))
         try:
-            body = json.loads(body_text)
+            body = parse_json(body_text)
         except ValueError:
             return _err(OkxError("50002"))
     query = {k: v for k, v in request.query.items()}
@@ -98,10 +162,16 @@ def _bad(message: str, status: int = 400) -> web.Response:
 
 
 async def _payload(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
+    try:
+        text = await _body_text(request)
+    except OkxError as exc:
+        raise ValueError("the request body must be UTF-8 JSON of at most 1 MB") from exc
     if not text.strip():
         return {}
-    data = json.loads(text)
+    try:
+        data = parse_json(text)
+    except ValueError as exc:
+        raise ValueError(f"the request body is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError("the request body must be a JSON object")
     return data
@@ -123,7 +193,7 @@ def _admin(handler):
                 return handler(sim, request, data)
         except KeyError as exc:
             return _bad(str(exc.args[0]) if exc.args else "not found", 404)
-        except (ValueError, TypeError, UserError) as exc:
+        except (ValueError, TypeError, ArithmeticError, UserError) as exc:
             return _bad(str(exc))
     return wrapped
 
@@ -246,13 +316,15 @@ def _fills(sim, request, data):
 
 
 async def _not_found(request: web.Request) -> web.Response:
+    if request.path.startswith("/admin/"):
+        return _bad(f"no admin endpoint {request.method} {request.path} (see docs/simulator.md)", 404)
     return _okx(OkxError("50005").envelope(), 404)
 
 
 def build_app(sim: Simulator, admin_token: str) -> web.Application:
     if not admin_token:
         raise ValueError("the admin API needs a token")
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors])
     app[_SIM] = sim
     app[_TOKEN] = admin_token
     r = app.router

@@ -17,7 +17,9 @@ from okxlab.simulator.world import World
 
 DEFAULT_WORLD = "default"
 DEFAULT_START = "2022-09-01T00:00:00Z"  # both perpetuals have data from here (see okxlab/data/candles)
-_WORLD_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_WORLD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_SPEED = 1_000_000.0  # market seconds per wall second; more would overflow nothing useful
+MAX_EQUITY = 1e12
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,14 @@ class AccountSpec:
         except (KeyError, TypeError):
             raise ValueError("an account needs api_key, secret and passphrase") from None
         equity = data.get("equity", 10_000.0)
-        if isinstance(equity, bool) or not isinstance(equity, int | float) or equity <= 0:
-            raise ValueError("equity must be a positive number")
+        if isinstance(equity, bool) or not isinstance(equity, int | float) or not 0 < equity <= MAX_EQUITY:
+            raise ValueError(f"equity must be a number above 0 and at most {MAX_EQUITY:,.0f}")
         if not (key and secret and passphrase):
             raise ValueError("api_key, secret and passphrase must not be empty")
-        return cls(key, secret, passphrase, float(equity), str(data.get("label", "")))
+        label = str(data.get("label", ""))
+        if max(len(key), len(secret), len(passphrase)) > 256 or len(label) > 64:
+            raise ValueError("api_key, secret and passphrase are at most 256 characters, a label at most 64")
+        return cls(key, secret, passphrase, float(equity), label)
 
 
 def agent_accounts(config: Config | None = None) -> list[AccountSpec]:
@@ -86,7 +91,7 @@ class Simulator:
                      faults: Faults | None = None) -> World:
         """A new world. Its accounts: the configured agents' (unless agents=False), the simulator's
         extra accounts, and `accounts`. Raises ValueError for a bad name, clock or start."""
-        if not isinstance(name, str) or not _WORLD_NAME.match(name):
+        if not isinstance(name, str) or not _WORLD_NAME.fullmatch(name):
             raise ValueError("a world name is 1-64 letters, digits, '.', '-' or '_'")
         if name in self.worlds:
             raise ValueError(f"world {name!r} already exists")
@@ -94,8 +99,8 @@ class Simulator:
         if clock == "replay":
             world_clock: ReplayClock | RealtimeClock = ReplayClock(start_ms)
         elif clock == "realtime":
-            if isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0:
-                raise ValueError("speed must be a positive number")
+            if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0 < speed <= MAX_SPEED:
+                raise ValueError(f"speed must be a number above 0 and at most {MAX_SPEED:,.0f}")
             world_clock = RealtimeClock(start_ms, float(speed))
         else:
             raise ValueError(f"clock must be 'replay' or 'realtime', not {clock!r}")

@@ -25,7 +25,7 @@ from okxlab.simulator.errors import OkxError, param_error
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.instruments import InstrumentSpec
 from okxlab.simulator.market import Level, MarketData, walk
-from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order
+from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order, fnum
 
 Clock = ReplayClock | RealtimeClock
 
@@ -315,16 +315,16 @@ class World:
             raise OkxError("51100")
         if reduce_only and not spec.is_swap:
             raise OkxError("51139")
-        # size and price grid
+        # size limits and grid, then the price: above the minimum, inside the price limit, on the grid
         quote_sized = not spec.is_swap and ord_type == "market" and side == "buy" and tgt_ccy == "quote_ccy"
-        if not quote_sized:
-            if spec.lots(sz) is None:
-                raise OkxError("51121")
-            if sz < spec.min_sz - 1e-12:
-                raise OkxError("51020")
-        if px is not None and not spec.on_tick(px):
-            raise param_error("px")
+        _check_size(spec, ord_type, sz, quote_sized)
+        if px is not None and px < spec.tick_sz:
+            raise OkxError("51122", param0=spec.fmt_px(spec.tick_sz))
         raw_px = self.tradable_price(spec)
+        if px is not None:
+            _check_price(spec, side, px, raw_px, "px")
+            if sz * spec.ct_val * px > spec.max_lmt_amt:
+                raise OkxError("51203", param0=fnum(spec.max_lmt_amt))
         if reduce_only:
             pos = acct.positions.get(inst_id)
             if pos is None or not pos.pos:
@@ -487,15 +487,22 @@ class World:
         if not order.is_open:
             raise OkxError("51503")
         spec = self.spec(order.inst_id)
+        for key, value in changes.items():  # 0 removes a TP/SL, -1 is a market order price
+            if value is not None and value not in (0, -1) and not spec.on_tick(value):
+                raise param_error(key)
         if new_sz is not None:
+            if new_sz > spec.max_lmt_sz:
+                raise OkxError("51203", param0=fnum(spec.max_lmt_sz))
             if spec.lots(new_sz) is None:
                 raise OkxError("51121")
             if new_sz <= order.acc_fill_sz + 1e-12:
                 raise param_error("newSz")
-        if new_px is not None and not spec.on_tick(new_px):
-            raise param_error("newPx")
+        if new_px is not None and new_px < spec.tick_sz:
+            raise OkxError("51122", param0=spec.fmt_px(spec.tick_sz))
         buy = order.side == "buy"
         mid = self.tradable_price(spec)
+        if new_px is not None:
+            _check_price(spec, order.side, new_px, mid, "newPx")
         if new_px is not None and order.ord_type == "post_only" and walk(self.market.levels(spec, mid, buy), 1, new_px, buy):
             raise OkxError("51511")
         if new_sz is not None:
@@ -539,6 +546,8 @@ class World:
         values = {k: P.number(req, k, positive=False, allow_minus_one=True) for k in fields}
         if new_sz is None and all(v is None for v in values.values()):
             raise OkxError("51500")
+        if new_sz is not None and new_sz > (spec.max_trigger_sz if algo.ord_type == "trigger" else spec.max_stop_sz):
+            raise OkxError("51252" if algo.ord_type == "trigger" else "51275")
         if new_sz is not None and spec.lots(new_sz) is None:
             raise OkxError("51121")
         for key, value in values.items():
@@ -768,6 +777,11 @@ class World:
             raise param_error("tdMode")
         if close_fraction and not spec.is_swap:
             raise param_error("closeFraction")
+        if sz is not None:
+            limit = (spec.max_mkt_amt or spec.max_trigger_sz) if tgt_ccy == "quote_ccy" else (
+                spec.max_trigger_sz if ord_type == "trigger" else spec.max_stop_sz)
+            if sz > limit:
+                raise OkxError("51252" if ord_type == "trigger" else "51275")
         if sz is not None and tgt_ccy != "quote_ccy":
             if spec.lots(sz) is None:
                 raise OkxError("51121")
@@ -865,6 +879,37 @@ class World:
             "orders": len(self.orders), "fills": len(self.fills), "events": self.events_processed,
             "instruments": {k: self.market.state(k, self.now) for k in self.market.specs},
         }
+
+
+def _check_size(spec: InstrumentSpec, ord_type: str, sz: float, quote_sized: bool) -> None:
+    """OKX's size limits (maxMktAmt, maxMktSz, maxLmtSz), then the lot grid and the minimum size."""
+    if quote_sized:  # a spot market buy sized in quote currency
+        if spec.max_mkt_amt is not None and sz > spec.max_mkt_amt:
+            raise OkxError("51201", param0=fnum(spec.max_mkt_amt))
+        return
+    if ord_type == "market":
+        if sz > spec.max_mkt_sz:
+            raise OkxError("51202")
+    elif sz > spec.max_lmt_sz:
+        raise OkxError("51203", param0=fnum(spec.max_lmt_sz))
+    if spec.lots(sz) is None:
+        raise OkxError("51121")
+    if sz < spec.min_sz - 1e-12:
+        raise OkxError("51020")
+
+
+def _check_price(spec: InstrumentSpec, side: str, px: float, ref: float, name: str) -> None:
+    """OKX's price limit on the taking side (51006; spot 51137/51138), then the tick grid (51000)."""
+    hi, lo = spec.price_limits(ref)
+    slack = spec.tick_sz * 1e-6
+    if side == "buy" and px > hi + slack:
+        raise OkxError("51006", param0=spec.fmt_px(hi), param1=spec.fmt_px(lo)) if spec.is_swap else \
+            OkxError("51137", param0=spec.fmt_px(hi))
+    if side == "sell" and px < lo - slack:
+        raise OkxError("51006", param0=spec.fmt_px(hi), param1=spec.fmt_px(lo)) if spec.is_swap else \
+            OkxError("51138", param0=spec.fmt_px(lo))
+    if not spec.on_tick(px):
+        raise param_error(name)
 
 
 def _algo_levels(algo: AlgoOrder) -> list[tuple[str, float, bool]]:
