@@ -145,6 +145,8 @@ async def _api(request: web.Request) -> web.StreamResponse:
             return _err(exc)
     with sim.lock:
         status, payload = router.dispatch(world, method, endpoint, query, body, account)
+        # Durable before the client hears of it (a POST may change what the revision misses: cancel, leverage).
+        sim.save([name], force=method == "POST")
     if outcome == "lost":
         # The order is placed; the client never hears about it (it sees the connection drop).
         request.transport.close()
@@ -190,7 +192,12 @@ def _admin(handler):
         try:
             data = await _payload(request) if request.method in ("POST", "PUT") else {}
             with sim.lock:
-                return handler(sim, request, data)
+                try:
+                    return handler(sim, request, data)
+                finally:  # what the request changed, and what reading synced (a realtime world's fills)
+                    name = request.match_info.get("name")
+                    changed = request.method != "GET" and name is not None  # a new world saved itself
+                    sim.save([name] if changed else None, force=changed)
         except KeyError as exc:
             return _bad(str(exc.args[0]) if exc.args else "not found", 404)
         except (ValueError, TypeError, ArithmeticError, UserError) as exc:

@@ -41,8 +41,14 @@ class _Event:
 
 
 class World:
-    def __init__(self, name: str, market: MarketData, clock: Clock, faults: Faults | None = None):
+    def __init__(self, name: str, market: MarketData, clock: Clock, faults: Faults | None = None,
+                 id_base: int = 0):
         self.name = name
+        # Ids (ordId, algoId, tradeId, billId, posId) are id_base + a counter per kind. A simulator that keeps
+        # its state gives each world a base above every id it ever gave (see Simulator), so no id is reused,
+        # across restarts and fresh starts alike; an in-process one starts at 0.
+        self.id_base = id_base
+        self.agents = True  # whether it was given the configured agents' accounts (provisioned again on resume)
         self.market = market
         self.clock = clock
         self.now: int = clock.start_ms
@@ -66,11 +72,25 @@ class World:
         self._counters[kind] += 1
         return self._counters[kind]
 
+    def _id(self, kind: str) -> int:
+        return self.id_base + self._next(kind)
+
     def _ord_id(self) -> str:
-        return f"1{self._next('ord'):018d}"
+        return f"1{self._id('ord'):018d}"
 
     def _algo_id(self) -> str:
-        return f"2{self._next('algo'):018d}"
+        return f"2{self._id('algo'):018d}"
+
+    def max_id(self) -> int:
+        """The largest number any id of this world has used."""
+        return self.id_base + max(v for k, v in self._counters.items() if k != "seq")
+
+    def revision(self) -> tuple[Any, ...]:
+        """Changes whenever the world's state does through matching or an order request (ids handed out,
+        events processed, refusals, fills, accounts; a replay clock's time). What it misses, explicit changes
+        (cancel, amend, leverage, faults), the server saves on every POST anyway."""
+        return (tuple(self._counters.values()), self.events_processed, len(self.rejections), len(self.fills),
+                len(self.accounts), self.now if self.clock.kind == "replay" else None)
 
     def add_account(self, api_key: str, secret: str, passphrase: str, equity: float = 10_000.0,
                     label: str = "") -> Account:
@@ -598,8 +618,8 @@ class World:
             acct.credit(spec.base_ccy, -sz)
             acct.credit(spec.quote_ccy, px * sz + fee)
             fee_ccy = spec.quote_ccy
-        trade_id = str(self._next("trade"))
-        fill = Fill(trade_id=trade_id, bill_id=f"3{self._next('bill'):018d}", api_key=acct.api_key,
+        trade_id = str(self._id("trade"))
+        fill = Fill(trade_id=trade_id, bill_id=f"3{self._id('bill'):018d}", api_key=acct.api_key,
                     ord_id=order.ord_id, cl_ord_id=order.cl_ord_id, tag=order.tag, inst_id=order.inst_id,
                     inst_type=spec.inst_type, side=order.side, fill_px=px, fill_sz=sz, fee=fee, fee_ccy=fee_ccy,
                     fee_rate=-rate, exec_type="M" if maker else "T", fill_pnl=pnl, ts=self.now,
@@ -632,7 +652,7 @@ class World:
         """Update the net position with a fill; return the PnL realised by the closing part."""
         pos = acct.positions.get(spec.inst_id)
         if pos is None or not pos.pos:
-            pos = Position(spec.inst_id, f"4{self._next('pos'):018d}", c_time=self.now)
+            pos = Position(spec.inst_id, f"4{self._id('pos'):018d}", c_time=self.now)
             acct.positions[spec.inst_id] = pos
         old = round(pos.pos / spec.lot_sz)
         delta = round(sz / spec.lot_sz) * (1 if buy else -1)
