@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from okxlab.errors import UserError
 from okxlab.simulator import auth, router
@@ -29,6 +30,23 @@ from okxlab.simulator.token import TOKEN_ENV, TOKEN_HEADER, new_token, token_mat
 
 log = logging.getLogger(__name__)
 _SIM = web.AppKey("simulator", Simulator)
+MAX_HEADER = 64 * 1024  # bytes per header line or request line (aiohttp's default, 8190, is below a long query)
+
+
+class _ProtocolErrorsInOneLine(logging.Filter):
+    """Requests aiohttp's HTTP parser cannot read (a header line over MAX_HEADER, garbage instead of HTTP) are
+    answered by aiohttp itself with a plain 400; what it logs about them is one line, not a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.msg}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_HTTP_LOG = logging.getLogger("okxlab.simulator.http")
+_HTTP_LOG.addFilter(_ProtocolErrorsInOneLine())
 _TOKEN = web.AppKey("admin_token", str)
 
 
@@ -397,7 +415,8 @@ class SimServer:
             self._loop = loop
             try:
                 runner = web.AppRunner(build_app(self.simulator, self.admin_token), access_log=None,
-                                       handle_signals=False)
+                                       handle_signals=False, logger=_HTTP_LOG, max_line_size=MAX_HEADER,
+                                       max_field_size=MAX_HEADER)
                 loop.run_until_complete(runner.setup())
                 site = web.TCPSite(runner, self.host, self.port)
                 loop.run_until_complete(site.start())
