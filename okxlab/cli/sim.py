@@ -36,7 +36,7 @@ def _rate(name: str):
 @click.option("--account", "accounts", multiple=True, metavar="KEY:SECRET:PASSPHRASE",
               help="Add an account with 10,000 USDT (besides the configured agents'); repeatable.")
 @click.option("--no-agents", is_flag=True, help="Do not provision the configured agents' accounts.")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--state", "state_path", default=None, metavar="PATH",
               help=f"File the simulator keeps its worlds in, resumed at the next start [default: "
                    f"$OKXLAB_HOME/{STATE_FILE}].")
 @click.option("--fresh", is_flag=True, help="Start over: forget the worlds in the state file (ids never repeat).")

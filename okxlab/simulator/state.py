@@ -80,7 +80,14 @@ def _dumps(data: Any) -> str:
 class StateStore:
     def __init__(self, path: Path, *, fresh: bool = False):
         self.path = path.resolve()
-        self._lock = self._take_lock()
+        self._lock: int | None = None
+        if self.path.is_dir():
+            raise StateError(f"the simulator state {self.path} is a directory; give a file (--state PATH)")
+        try:
+            self._lock = self._take_lock()
+        except OSError as exc:
+            raise StateError(f"cannot use the simulator state {self.path}: {exc.strerror or exc}; give a writable "
+                             "place (--state PATH, or OKXLAB_HOME)") from None
         floor = 0
         try:
             if fresh:
@@ -89,7 +96,7 @@ class StateStore:
                     p.unlink(missing_ok=True)
             self.db = self._connect()
             self._prepare(floor)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             self.close()
             raise StateError(f"cannot use the simulator state {self.path}: {exc}; move it away, or start over "
                              "with --fresh") from None
@@ -103,7 +110,7 @@ class StateStore:
         fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the OS when the process dies
-        except OSError:
+        except BlockingIOError:
             os.close(fd)
             raise StateError(f"another simulator is using {self.path}; stop it, or give this one another --state") \
                 from None

@@ -75,6 +75,12 @@ def test_python_m_okxlab_simulator_serves_ccxt() -> None:
     (["--start", "tomorrow"], "not an ISO-8601 time"),
     (["--rate-limit-rate", "1.5"], "between 0 and 1"),
     (["--data", "/no/such/candles"], "does not exist"),
+    (["--speed", "1e308"], "--speed must be above 0 and at most"),
+    (["--latency-ms", "1e308"], "--latency-ms must be a number from 0 to"),
+    (["--no-state", "--fresh"], "--no-state keeps no state file"),
+    (["--state", "/proc/no-such/state.sqlite"], "cannot use the simulator state"),
+    (["--state", "/"], "is a directory"),
+    (["--account", "key:secret"], "KEY:SECRET:PASSPHRASE"),
 ])
 def test_cli_mistakes_print_one_line(args, message) -> None:
     proc = subprocess.run([sys.executable, "-m", "okxlab.simulator", "--port", "0", "--no-agents", *args],
@@ -82,3 +88,4 @@ def test_cli_mistakes_print_one_line(args, message) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    assert "secret" not in proc.stderr  # an --account's text holds secrets: never echoed
