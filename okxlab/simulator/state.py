@@ -207,7 +207,7 @@ class StateStore:
         row = {"api_key": a.api_key, "label": a.label, "initial_equity": a.initial_equity, "balances": a.balances,
                "positions": {k: asdict(p) for k, p in a.positions.items()}, "leverage": a.leverage,
                "u_time": a.u_time}
-        if self.config_credentials.get(a.api_key) != (a.secret, a.passphrase):
+        if a.secret and self.config_credentials.get(a.api_key) != (a.secret, a.passphrase):
             row["secret"], row["passphrase"] = a.secret, a.passphrase  # nowhere else to find them
         return row
 
@@ -250,8 +250,10 @@ class StateStore:
         world.events_processed = d["events_processed"]
         world._liq_guard = dict(d["liq_guard"])
         for row in self._rows("accounts", name):
+            # Not written for the simulator's own accounts: this start's configuration gives them (or none:
+            # an agent no longer configured cannot sign in until it is again).
             secret, passphrase = self.config_credentials.get(row["api_key"], ("", ""))
-            acct = Account(row["api_key"], row.get("secret", secret), row.get("passphrase", passphrase),
+            acct = Account(row["api_key"], row.get("secret") or secret, row.get("passphrase") or passphrase,
                            label=row["label"], initial_equity=row["initial_equity"], balances=row["balances"],
                            leverage=row["leverage"], u_time=row["u_time"],
                            positions={k: Position(**p) for k, p in row["positions"].items()})

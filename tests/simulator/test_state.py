@@ -147,7 +147,13 @@ def test_the_configured_accounts_secrets_are_not_written(market, tmp_path: Path)
     blob = b"".join(p.read_bytes() for p in files)
     assert SECRET.encode() not in blob and PASSPHRASE.encode() not in blob
     assert ADMIN_SECRET.encode() in blob  # an admin-API account's credentials exist nowhere else
-    # Rotated in the configuration: the next start uses the new ones.
+    # Started once without it (the account cannot sign in), then with rotated credentials: the new ones.
+    sim = Simulator(market, agents=False, state=state)
+    try:
+        assert sim.world().accounts[KEY].secret == "" and sim.world().accounts[ADMIN_KEY].secret == ADMIN_SECRET
+        sim.save(force=True)
+    finally:
+        sim.close()
     sim = Simulator(market, agents=False, accounts=[AccountSpec(KEY, "rotated", "new-pass")], state=state)
     try:
         assert (sim.world().accounts[KEY].secret, sim.world().accounts[KEY].passphrase) == ("rotated", "new-pass")
