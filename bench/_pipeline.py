@@ -67,7 +67,9 @@ def running(config_text: str, *, procs_per_group: int = 1, extra_files: dict[str
         (tmp / "okxlab.toml").write_text(config_text)
         prefix = PREFIX  # one per bench process: Celery's producer pools keep the first prefix they saw
         env_vars = {"OKXLAB_CONFIG": str(tmp / "okxlab.toml"), "OKXLAB_DATABASE_URL": url,
-                    "OKXLAB_BROKER_URL": REDIS_URL, "OKXLAB_BROKER_PREFIX": prefix, "OKXLAB_HOME": str(tmp / "home")}
+                    "OKXLAB_BROKER_URL": REDIS_URL, "OKXLAB_BROKER_PREFIX": prefix, "OKXLAB_HOME": str(tmp / "home"),
+                    # the simulator process and this one's AdminClient share the admin token
+                    "OKXLAB_SIM_ADMIN_TOKEN": uuid.uuid4().hex}
         os.environ.update(env_vars)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("OKXLAB_")} | env_vars
         child_env["PYTHONPATH"] = str(ROOT)

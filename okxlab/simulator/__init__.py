@@ -6,16 +6,16 @@ Admin:       AdminClient(url) for /admin/... ; ccxt_okx(url, key, secret, passph
 See docs/simulator.md.
 """
 
-from okxlab.simulator.admin import AdminClient, SimAdminError
+from okxlab.simulator.admin import AdminClient, SimAdminAuthError, SimAdminError
 from okxlab.simulator.client import ccxt_okx
 from okxlab.simulator.errors import OkxError
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.market import BookModel, MarketData
 from okxlab.simulator.server import SimServer
-from okxlab.simulator.simulator import DEFAULT_START, DEFAULT_WORLD, AccountSpec, Simulator
+from okxlab.simulator.simulator import DEFAULT_WORLD, AccountSpec, Simulator, default_start
 from okxlab.simulator.world import World
 
 __all__ = [
-    "DEFAULT_START", "DEFAULT_WORLD", "AccountSpec", "AdminClient", "BookModel", "Faults", "MarketData",
-    "OkxError", "SimAdminError", "SimServer", "Simulator", "World", "ccxt_okx",
+    "DEFAULT_WORLD", "AccountSpec", "AdminClient", "BookModel", "Faults", "MarketData",
+    "OkxError", "SimAdminAuthError", "SimAdminError", "SimServer", "Simulator", "World", "ccxt_okx", "default_start",
 ]

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 DEFAULT_LEVER = 3.0  # OKX's default cross leverage for a new account (set-leverage changes it)
 
 
+def mask_key(key: str) -> str:
+    """An API key as the simulator shows it anywhere: its first 4 characters (fewer for a short key) and "…"."""
+    return key[: min(4, len(key) // 2)] + "…"
+
+
 @dataclass
 class Position:
     inst_id: str
@@ -58,9 +63,14 @@ class Account:
     def credit(self, ccy: str, amount: float) -> None:
         self.balances[ccy] = self.balances.get(ccy, 0.0) + amount
 
+    @property
+    def name(self) -> str:
+        """How the account is shown: its label, else its masked key (never the key itself)."""
+        return self.label or mask_key(self.api_key)
+
     def public(self) -> dict[str, object]:
-        """What the admin API shows about the account (never the secret or passphrase)."""
-        return {"api_key": self.api_key, "label": self.label, "uid": self.uid,
+        """What the admin API shows about the account: no key material (key masked; no secret, no passphrase)."""
+        return {"account": self.name, "key": mask_key(self.api_key), "label": self.label, "uid": self.uid,
                 "balances": dict(self.balances), "initial_equity": self.initial_equity,
                 "positions": {k: {"pos": p.pos, "avgPx": p.avg_px, "realizedPnl": p.realized_pnl}
                               for k, p in self.positions.items() if p.pos}}

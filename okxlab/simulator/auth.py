@@ -20,16 +20,24 @@ from okxlab.simulator.errors import OkxError
 MAX_SKEW_MS = 30_000
 
 
+def _bytes(text: str) -> bytes:
+    # Header values arrive decoded with surrogateescape: any bytes a client sent round-trip, none raise.
+    return text.encode("utf-8", "surrogateescape")
+
+
 def sign(secret: str, timestamp: str, method: str, request_path: str, body: str = "") -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}{method.upper()}{request_path}{body}".encode(), hashlib.sha256)
+    mac = hmac.new(_bytes(secret), _bytes(f"{timestamp}{method.upper()}{request_path}{body}"), hashlib.sha256)
     return base64.b64encode(mac.digest()).decode()
 
 
 def parse_timestamp(value: str) -> int:
     """ms since the epoch from OKX's ISO format (2020-12-08T09:08:57.715Z); raises ValueError."""
-    if not value.endswith("Z") or "T" not in value:
+    if not value.isascii() or not value.endswith("Z") or "T" not in value:
         raise ValueError(value)
-    return int(datetime.fromisoformat(value[:-1] + "+00:00").timestamp() * 1000)
+    try:
+        return int(datetime.fromisoformat(value[:-1] + "+00:00").timestamp() * 1000)
+    except (OverflowError, OSError):
+        raise ValueError(value) from None
 
 
 def authenticate(headers: Mapping[str, str], method: str, request_path: str, body: str,
@@ -59,9 +67,10 @@ def authenticate(headers: Mapping[str, str], method: str, request_path: str, bod
         raise OkxError("50111")
     if headers.get("x-simulated-trading") != "1":
         raise OkxError("50101")  # a demo key used against the live environment
-    if not hmac.compare_digest(passphrase, account.passphrase):
+    # Bytes, not str: compare_digest refuses non-ASCII strings (a client may send any header bytes).
+    if not hmac.compare_digest(_bytes(passphrase), _bytes(account.passphrase)):
         raise OkxError("50105")
     expected = sign(account.secret, timestamp, method, request_path, body)
-    if not hmac.compare_digest(signature, expected):
+    if not hmac.compare_digest(_bytes(signature), _bytes(expected)):
         raise OkxError("50113")
     return account

@@ -18,17 +18,26 @@ def parse_time(value: str | int | float | None) -> int | None:
     if isinstance(value, bool):
         raise ValueError("a time must be an ISO-8601 string or milliseconds since the epoch")
     if isinstance(value, int | float):
-        return int(value)
+        return _in_range(value)
     text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit() and len(text) <= 16:
+        return _in_range(int(text))
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 time (e.g. 2022-09-01T00:00:00Z)") from None
+        raise ValueError(f"{text[:40]!r} is not an ISO-8601 time (e.g. 2022-09-01T00:00:00Z)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    return _in_range(parsed.timestamp() * 1000)
+
+
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def _in_range(ms: float) -> int:
+    if not 0 <= ms <= MAX_MS:  # False for NaN too
+        raise ValueError("a time must lie between 1970-01-01 and 9999-12-31")
+    return int(ms)
 
 
 def iso(ms: int) -> str:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Endpoints that place orders: a "lost response" there means the order IS placed, then the connection drops.
+MAX_LATENCY_MS = 600_000.0  # ten minutes: longer than any client waits
 PLACEMENT_ENDPOINTS = frozenset({"trade/order", "trade/batch-orders", "trade/order-algo", "trade/close-position"})
 
 
@@ -42,8 +43,11 @@ class Faults:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number between 0 and 1")
-        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, int | float) or self.latency_ms < 0:
-            raise ValueError("latency_ms must be a number >= 0")
+        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, int | float) or \
+                not 0 <= self.latency_ms <= MAX_LATENCY_MS:
+            raise ValueError(f"latency_ms must be a number from 0 to {MAX_LATENCY_MS:.0f}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError("seed must be an integer")
         if not isinstance(self.paths, list) or not all(isinstance(p, str) for p in self.paths):
             raise ValueError("paths must be a list of strings")
 

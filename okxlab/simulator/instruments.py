@@ -5,6 +5,13 @@ and minimum 0.1 contract, tick 0.1 / 0.01; spot BTC-USDT lot 1e-8 min 1e-5 tick 
 min 1e-4 tick 0.01. Fees (okx.com/fees, regular users Lv1): spot maker 0.08% / taker 0.10%; USDT-margined
 perpetuals maker 0.02% / taker 0.05%. The maintenance margin rate (0.4%, OKX's first position tier for
 the BTC and ETH USDT perpetuals) is this simulator's assumption, used for `mmr` and liquidation.
+
+Order limits are OKX's too: maxMktSz / maxLmtSz / maxStopSz / maxTriggerSz (contracts or base), maxMktAmt
+(spot market buys in quote) and maxLmtAmt (a limit order's value) as public/instruments lists them. The price
+limit follows OKX's rule (buy orders above the highest limit and sell orders below the lowest are refused):
+OKX's limits lie between index x (1 +/- Y) and index x (1 +/- Z), depending on the contract's premium
+(Y 2 %, Z 5 % for BTC and ETH, its tier 1). The simulator has no premium, so it uses Z: it refuses only what
+OKX refuses whatever the premium. The last price stands in for the index.
 """
 
 from __future__ import annotations
@@ -39,7 +46,13 @@ class InstrumentSpec:
     maker_fee: float = 0.0008  # positive rate; charged as a negative fee
     taker_fee: float = 0.001
     mmr: float = 0.004  # maintenance margin rate (swaps)
-    max_mkt_sz: str = "1000000"
+    max_mkt_sz: float = 1_000_000.0
+    max_lmt_sz: float = 100_000_000.0
+    max_stop_sz: float = 1_000_000.0
+    max_trigger_sz: float = 100_000_000.0
+    max_mkt_amt: float | None = None  # quote currency, spot market orders only
+    max_lmt_amt: float = 20_000_000.0  # USD value of one limit order
+    price_limit: float = 0.05  # Z: orders priced beyond last x (1 +/- Z) on their taking side are refused
     list_time: str = "1611916828000"
     code: int = 0  # instIdCode
 
@@ -72,14 +85,26 @@ class InstrumentSpec:
         return f"{round(sz, self.sz_decimals):.{self.sz_decimals}f}".rstrip("0").rstrip(".") or "0"
 
     def lots(self, sz: float) -> int | None:
-        """`sz` as a whole number of lots, or None when it is not on the lot grid."""
+        """`sz` as a whole number of lots, or None when it is not on the lot grid (or too large for a float to
+        tell: past 2**53 lots every float is "whole")."""
         n = sz / self.lot_sz
+        if not math.isfinite(n) or abs(n) > _EXACT:
+            return None
         rounded = round(n)
         return rounded if math.isclose(n, rounded, rel_tol=1e-9, abs_tol=1e-9) else None
 
     def on_tick(self, px: float) -> bool:
+        """A positive whole number of ticks (a float can tell up to 2**53 of them)."""
         n = px / self.tick_sz
+        if not math.isfinite(n) or not 0.5 <= n <= _EXACT:
+            return False
         return math.isclose(n, round(n), rel_tol=1e-9, abs_tol=1e-7)
+
+    def price_limits(self, ref: float) -> tuple[float, float]:
+        """(highest buy price, lowest sell price) around the reference price, on the tick grid."""
+        hi = math.floor(round(ref * (1 + self.price_limit) / self.tick_sz, 6)) * self.tick_sz
+        lo = math.ceil(round(ref * (1 - self.price_limit) / self.tick_sz, 6)) * self.tick_sz
+        return round(hi, self.px_decimals), round(max(lo, self.tick_sz), self.px_decimals)
 
     def to_domain(self) -> Instrument:
         return Instrument(inst_id=self.inst_id, inst_type=self.inst_type, base_ccy=self.base_ccy,
@@ -98,10 +123,10 @@ class InstrumentSpec:
             "instId": self.inst_id, "instIdCode": self.code,
             "instType": self.inst_type, "lever": _num(self.max_lever) if swap else "",
             "listTime": self.list_time, "lotSz": _num(self.lot_sz),
-            "maxIcebergSz": "100000000.0000000000000000", "maxLmtAmt": "20000000", "maxLmtSz": "100000000",
-            "maxMktAmt": "" if swap else "1000000", "maxMktSz": self.max_mkt_sz, "maxPlatOILmt": "",
-            "maxStopSz": self.max_mkt_sz,
-            "maxTriggerSz": "100000000.0000000000000000", "maxTwapSz": "100000000.0000000000000000",
+            "maxIcebergSz": _sz16(self.max_trigger_sz), "maxLmtAmt": _num(self.max_lmt_amt),
+            "maxLmtSz": _num(self.max_lmt_sz), "maxMktAmt": "" if self.max_mkt_amt is None else _num(self.max_mkt_amt),
+            "maxMktSz": _num(self.max_mkt_sz), "maxPlatOILmt": "", "maxStopSz": _num(self.max_stop_sz),
+            "maxTriggerSz": _sz16(self.max_trigger_sz), "maxTwapSz": _sz16(self.max_trigger_sz),
             "minSz": _num(self.min_sz), "openType": "", "optType": "", "posLmtAmt": "", "posLmtPct": "",
             "preMktSwTime": "", "quoteCcy": "" if swap else self.quote_ccy,
             "ruleType": "normal", "settleCcy": self.quote_ccy if swap else "", "state": state, "stk": "",
@@ -114,6 +139,13 @@ def _num(x: float) -> str:
     return format(Decimal(repr(x)).normalize(), "f")
 
 
+def _sz16(x: float) -> str:
+    return f"{x:.16f}"  # OKX prints the algo sizes with 16 decimals
+
+
+_EXACT = float(2**53)
+
+
 SPOT_FEES = {"maker_fee": 0.0008, "taker_fee": 0.001}
 SWAP_FEES = {"maker_fee": 0.0002, "taker_fee": 0.0005}
 
@@ -121,12 +153,14 @@ DEFAULT_SPECS: dict[str, InstrumentSpec] = {
     s.inst_id: s
     for s in (
         InstrumentSpec("BTC-USDT", "SPOT", "BTC", "USDT", tick_sz=0.1, lot_sz=1e-8, min_sz=1e-5,
+                       max_lmt_sz=9_999_999_999, max_trigger_sz=9_999_999_999, max_mkt_amt=1_000_000,
                        list_time="1548133413000", code=1, **SPOT_FEES),
         InstrumentSpec("ETH-USDT", "SPOT", "ETH", "USDT", tick_sz=0.01, lot_sz=1e-6, min_sz=1e-4,
+                       max_lmt_sz=999_999_999_999, max_trigger_sz=999_999_999_999, max_mkt_amt=1_000_000,
                        list_time="1548133413000", code=2, **SPOT_FEES),
         InstrumentSpec("BTC-USDT-SWAP", "SWAP", "BTC", "USDT", tick_sz=0.1, lot_sz=0.1, min_sz=0.1, ct_val=0.01,
-                       max_lever=100, max_mkt_sz="12000", code=10001, **SWAP_FEES),
+                       max_lever=100, max_mkt_sz=12_000, max_stop_sz=12_000, code=10001, **SWAP_FEES),
         InstrumentSpec("ETH-USDT-SWAP", "SWAP", "ETH", "USDT", tick_sz=0.01, lot_sz=0.1, min_sz=0.1, ct_val=0.1,
-                       max_lever=100, max_mkt_sz="20000", code=10002, **SWAP_FEES),
+                       max_lever=100, max_mkt_sz=20_000, max_stop_sz=20_000, code=10002, **SWAP_FEES),
     )
 }

@@ -10,6 +10,9 @@ from okxlab.simulator.errors import OkxError, missing, param_error
 
 _CLORD = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _TAG = re.compile(r"^[A-Za-z0-9]{1,16}$")
+# A decimal as OKX reads one: ASCII digits only (Python's float() also takes "1_0", "١", " 1 ", "nan", "inf").
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
 
 def text(src: dict[str, Any], name: str, required: bool = False, default: str = "") -> str:
@@ -31,11 +34,13 @@ def number(src: dict[str, Any], name: str, required: bool = False, positive: boo
         if required:
             raise missing(name)
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise param_error(name)
+    if isinstance(value, str) and (len(value) > 64 or not _DECIMAL.fullmatch(value)):
         raise param_error(name)
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond a float
         raise param_error(name) from None
     if not math.isfinite(x):
         raise param_error(name)
@@ -51,12 +56,11 @@ def integer(src: dict[str, Any], name: str, default: int | None = None, lo: int 
     value = src.get(name)
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise param_error(name)
-    try:
-        x = int(str(value))
-    except ValueError:
-        raise param_error(name) from None
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise param_error(name)
+    x = int(value)
     x = max(-(1 << 62), min(x, 1 << 62))  # keep it inside int64 for numpy lookups
     if lo is not None and x < lo:
         raise param_error(name)

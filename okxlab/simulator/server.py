@@ -2,7 +2,7 @@
 
 URLs:  http://HOST:PORT/api/v5/...            the default world
        http://HOST:PORT/w/<world>/api/v5/...  another world (ccxt signs only the /api/v5/... part)
-       http://HOST:PORT/admin/...             unauthenticated admin API (see docs/simulator.md)
+       http://HOST:PORT/admin/...             admin API, with the header X-Sim-Admin-Token (see docs/simulator.md)
 
 One aiohttp event loop serves everything, so requests are processed one at a time against the engine.
 """
@@ -12,20 +12,42 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from okxlab.errors import UserError
 from okxlab.simulator import auth, router
+from okxlab.simulator.accounts import Account
 from okxlab.simulator.clock import iso, parse_time
 from okxlab.simulator.errors import OkxError
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.simulator import DEFAULT_WORLD, AccountSpec, Simulator
+from okxlab.simulator.token import TOKEN_ENV, TOKEN_HEADER, new_token, token_matches
 
 log = logging.getLogger(__name__)
 _SIM = web.AppKey("simulator", Simulator)
+MAX_HEADER = 64 * 1024  # bytes per header line or request line (aiohttp's default, 8190, is below a long query)
+
+
+class _ProtocolErrorsInOneLine(logging.Filter):
+    """Requests aiohttp's HTTP parser cannot read (a header line over MAX_HEADER, garbage instead of HTTP) are
+    answered by aiohttp itself with a plain 400; what it logs about them is one line, not a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.msg}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_HTTP_LOG = logging.getLogger("okxlab.simulator.http")
+_HTTP_LOG.addFilter(_ProtocolErrorsInOneLine())
+_TOKEN = web.AppKey("admin_token", str)
 
 
 def _okx(payload: dict[str, Any], status: int = 200) -> web.Response:
@@ -35,6 +57,67 @@ def _okx(payload: dict[str, Any], status: int = 200) -> web.Response:
 
 def _err(exc: OkxError) -> web.Response:
     return _okx(exc.envelope(), exc.http_status)
+
+
+MAX_BODY = 1 << 20  # bytes; OKX's largest request (20 orders in a batch) is a few kB
+MAX_DEPTH = 16  # nesting of a JSON body; OKX's deepest (a batch of orders with attachAlgoOrds) is 4
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's extension, not JSON
+
+
+def parse_json(text: str) -> Any:
+    """A request body as JSON, or ValueError: invalid, non-standard (NaN), or nested deeper than MAX_DEPTH.
+
+    Python's parser recurses, so a deeply nested body raises RecursionError; and a moderately deep one would
+    recurse again wherever it is copied or stored. Both are refused here, as one syntax error.
+    """
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError("nested too deeply")
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return data
+
+
+async def _body_text(request: web.Request) -> str:
+    """The raw body as text; OkxError when it is too large or not UTF-8 (OKX's bodies are UTF-8 JSON)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise OkxError("51000", param0="body", http_status=413) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OkxError("50002") from None
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Whatever goes wrong, the answer is JSON in the shape of the API asked (OKX's or the admin's), never
+    aiohttp's plain text; an unexpected exception is logged and answered as OKX's system error."""
+    admin = request.path.startswith("/admin/")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if admin:
+            return _bad(exc.reason, exc.status)
+        code = {404: "50005", 405: "50115", 413: "51000"}.get(exc.status, "50002" if exc.status < 500 else "50026")
+        return _okx(OkxError(code, param0="body").envelope(), exc.status)
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("simulator error on %s %s", request.method, request.path)
+        return _bad("internal error", 500) if admin else _err(OkxError("50026"))
 
 
 async def _api(request: web.Request) -> web.StreamResponse:
@@ -47,7 +130,10 @@ async def _api(request: web.Request) -> web.StreamResponse:
     method = request.method
     raw_path = request.raw_path
     request_path = raw_path[len(f"/w/{name}"):] if "world" in request.match_info else raw_path
-    body_text = await request.text()
+    try:
+        body_text = await _body_text(request)
+    except OkxError as exc:
+        return _err(exc)
     outcome = None
     faults = world.faults
     if faults.active and faults.applies(endpoint):
@@ -65,7 +151,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
         if not body_text.strip():
             return _err(OkxError("50000"))
         try:
-            body = json.loads(body_text)
+            body = parse_json(body_text)
         except ValueError:
             return _err(OkxError("50002"))
     query = {k: v for k, v in request.query.items()}
@@ -77,6 +163,8 @@ async def _api(request: web.Request) -> web.StreamResponse:
             return _err(exc)
     with sim.lock:
         status, payload = router.dispatch(world, method, endpoint, query, body, account)
+        # Durable before the client hears of it (a POST may change what the revision misses: cancel, leverage).
+        sim.save([name], force=method == "POST")
     if outcome == "lost":
         # The order is placed; the client never hears about it (it sees the connection drop).
         request.transport.close()
@@ -94,25 +182,43 @@ def _bad(message: str, status: int = 400) -> web.Response:
 
 
 async def _payload(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
+    try:
+        text = await _body_text(request)
+    except OkxError as exc:
+        raise ValueError("the request body must be UTF-8 JSON of at most 1 MB") from exc
     if not text.strip():
         return {}
-    data = json.loads(text)
+    try:
+        data = parse_json(text)
+    except ValueError as exc:
+        raise ValueError(f"the request body is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError("the request body must be a JSON object")
     return data
 
 
+def _authorized(request: web.Request) -> bool:
+    return token_matches(request.headers.get(TOKEN_HEADER), request.app[_TOKEN])
+
+
 def _admin(handler):
     async def wrapped(request: web.Request) -> web.Response:
         sim = request.app[_SIM]
+        if not _authorized(request):  # before the body is read: nothing of it is parsed for a stranger
+            return _bad(f"missing or wrong {TOKEN_HEADER} header: the admin API needs the simulator's token "
+                        f"(${TOKEN_ENV}, or the sim-admin-token file in the simulator's data directory)", 401)
         try:
             data = await _payload(request) if request.method in ("POST", "PUT") else {}
             with sim.lock:
-                return handler(sim, request, data)
+                try:
+                    return handler(sim, request, data)
+                finally:  # what the request changed, and what reading synced (a realtime world's fills)
+                    name = request.match_info.get("name")
+                    changed = request.method != "GET" and name is not None  # a new world saved itself
+                    sim.save([name] if changed else None, force=changed)
         except KeyError as exc:
             return _bad(str(exc.args[0]) if exc.args else "not found", 404)
-        except (ValueError, TypeError, UserError) as exc:
+        except (ValueError, TypeError, ArithmeticError, UserError) as exc:
             return _bad(str(exc))
     return wrapped
 
@@ -123,9 +229,12 @@ def _world(sim: Simulator, request: web.Request):
     return world
 
 
-@_admin
-def _health(sim, request, data):
-    return _json({"ok": True, "worlds": sorted(sim.worlds)})
+async def _health(request: web.Request) -> web.Response:
+    """Open to anyone (a liveness probe): the world names only with the token."""
+    if not _authorized(request):
+        return _json({"ok": True})
+    with request.app[_SIM].lock:
+        return _json({"ok": True, "worlds": sorted(request.app[_SIM].worlds)})
 
 
 @_admin
@@ -203,15 +312,23 @@ def _faults(sim, request, data):
     return _json(world.faults.to_dict())
 
 
+def _account_name(world, api_key: str) -> str:
+    """Answers name the account (label or masked key); the key itself is only ever an input."""
+    acct: Account | None = world.accounts.get(api_key)
+    return acct.name if acct is not None else "?"
+
+
 @_admin
 def _orders(sim, request, data):
     world = _world(sim, request)
     key = request.query.get("api_key")
-    orders = [{"api_key": o.api_key, "raw": o.raw, **o.payload(world.spec(o.inst_id))}
+    orders = [{"account": _account_name(world, o.api_key), "raw": o.raw, **o.payload(world.spec(o.inst_id))}
               for o in world.orders.values() if not key or o.api_key == key]
-    algos = [{"api_key": a.api_key, "raw": a.raw, **a.payload(world.spec(a.inst_id), world.last(a.inst_id))}
+    algos = [{"account": _account_name(world, a.api_key), "raw": a.raw,
+              **a.payload(world.spec(a.inst_id), world.last(a.inst_id))}
              for a in world.algos.values() if not key or a.api_key == key]
-    rejected = [r for r in world.rejections if not key or r["api_key"] == key]
+    rejected = [{"account": _account_name(world, r["api_key"]), **{k: v for k, v in r.items() if k != "api_key"}}
+                for r in world.rejections if not key or r["api_key"] == key]
     return _json({"orders": orders, "algos": algos, "rejections": rejected})
 
 
@@ -219,17 +336,22 @@ def _orders(sim, request, data):
 def _fills(sim, request, data):
     world = _world(sim, request)
     key = request.query.get("api_key")
-    return _json([{"api_key": f.api_key, **f.payload(world.spec(f.inst_id))}
+    return _json([{"account": _account_name(world, f.api_key), **f.payload(world.spec(f.inst_id))}
                   for f in world.fills if not key or f.api_key == key])
 
 
 async def _not_found(request: web.Request) -> web.Response:
+    if request.path.startswith("/admin/"):
+        return _bad(f"no admin endpoint {request.method} {request.path} (see docs/simulator.md)", 404)
     return _okx(OkxError("50005").envelope(), 404)
 
 
-def build_app(sim: Simulator) -> web.Application:
-    app = web.Application(client_max_size=1 << 20)
+def build_app(sim: Simulator, admin_token: str) -> web.Application:
+    if not admin_token:
+        raise ValueError("the admin API needs a token")
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors])
     app[_SIM] = sim
+    app[_TOKEN] = admin_token
     r = app.router
     r.add_route("*", "/api/v5/{tail:.*}", _api)
     r.add_route("*", "/w/{world}/api/v5/{tail:.*}", _api)
@@ -257,9 +379,11 @@ class SimServer:
     """
 
     def __init__(self, simulator: Simulator | None = None, host: str = "127.0.0.1", port: int = 0,
-                 **simulator_kwargs: Any):
+                 admin_token: str | None = None, **simulator_kwargs: Any):
         self.simulator = simulator if simulator is not None else Simulator(**simulator_kwargs)
         self.host, self.port = host, port
+        # The environment's token when set (a client in another process finds it there), else one of its own.
+        self.admin_token = admin_token or os.environ.get(TOKEN_ENV, "").strip() or new_token()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -279,7 +403,7 @@ class SimServer:
         from okxlab.simulator.admin import AdminClient
 
         if self._admin is None or self._admin.base_url != self.url:
-            self._admin = AdminClient(self.url)
+            self._admin = AdminClient(self.url, token=self.admin_token)
         return self._admin
 
     def start(self) -> SimServer:
@@ -290,7 +414,9 @@ class SimServer:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                runner = web.AppRunner(build_app(self.simulator), access_log=None, handle_signals=False)
+                runner = web.AppRunner(build_app(self.simulator, self.admin_token), access_log=None,
+                                       handle_signals=False, logger=_HTTP_LOG, max_line_size=MAX_HEADER,
+                                       max_field_size=MAX_HEADER)
                 loop.run_until_complete(runner.setup())
                 site = web.TCPSite(runner, self.host, self.port)
                 loop.run_until_complete(site.start())

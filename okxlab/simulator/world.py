@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from okxlab.simulator.accounts import Account, Position
+from okxlab.simulator.accounts import Account, Position, mask_key
 from okxlab.simulator.clock import RealtimeClock, ReplayClock
 from okxlab.simulator.errors import OkxError, param_error
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.instruments import InstrumentSpec
 from okxlab.simulator.market import Level, MarketData, walk
-from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order
+from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order, fnum
 
 Clock = ReplayClock | RealtimeClock
 
@@ -41,8 +41,14 @@ class _Event:
 
 
 class World:
-    def __init__(self, name: str, market: MarketData, clock: Clock, faults: Faults | None = None):
+    def __init__(self, name: str, market: MarketData, clock: Clock, faults: Faults | None = None,
+                 id_base: int = 0):
         self.name = name
+        # Ids (ordId, algoId, tradeId, billId, posId) are id_base + a counter per kind. A simulator that keeps
+        # its state gives each world a base above every id it ever gave (see Simulator), so no id is reused,
+        # across restarts and fresh starts alike; an in-process one starts at 0.
+        self.id_base = id_base
+        self.agents = True  # whether it was given the configured agents' accounts (provisioned again on resume)
         self.market = market
         self.clock = clock
         self.now: int = clock.start_ms
@@ -66,16 +72,30 @@ class World:
         self._counters[kind] += 1
         return self._counters[kind]
 
+    def _id(self, kind: str) -> int:
+        return self.id_base + self._next(kind)
+
     def _ord_id(self) -> str:
-        return f"1{self._next('ord'):018d}"
+        return f"1{self._id('ord'):018d}"
 
     def _algo_id(self) -> str:
-        return f"2{self._next('algo'):018d}"
+        return f"2{self._id('algo'):018d}"
+
+    def max_id(self) -> int:
+        """The largest number any id of this world has used."""
+        return self.id_base + max(v for k, v in self._counters.items() if k != "seq")
+
+    def revision(self) -> tuple[Any, ...]:
+        """Changes whenever the world's state does through matching or an order request (ids handed out,
+        events processed, refusals, fills, accounts; a replay clock's time). What it misses, explicit changes
+        (cancel, amend, leverage, faults), the server saves on every POST anyway."""
+        return (tuple(self._counters.values()), self.events_processed, len(self.rejections), len(self.fills),
+                len(self.accounts), self.now if self.clock.kind == "replay" else None)
 
     def add_account(self, api_key: str, secret: str, passphrase: str, equity: float = 10_000.0,
                     label: str = "") -> Account:
         if api_key in self.accounts:
-            raise ValueError(f"world {self.name!r} already has an account with API key {api_key!r}")
+            raise ValueError(f"world {self.name!r} already has an account with API key {mask_key(api_key)}")
         acct = Account(api_key, secret, passphrase, label=label, initial_equity=float(equity))
         acct.u_time = self.now
         self.accounts[api_key] = acct
@@ -321,16 +341,16 @@ class World:
             raise OkxError("51100")
         if reduce_only and not spec.is_swap:
             raise OkxError("51139")
-        # size and price grid
+        # size limits and grid, then the price: above the minimum, inside the price limit, on the grid
         quote_sized = not spec.is_swap and ord_type == "market" and side == "buy" and tgt_ccy == "quote_ccy"
-        if not quote_sized:
-            if spec.lots(sz) is None:
-                raise OkxError("51121")
-            if sz < spec.min_sz - 1e-12:
-                raise OkxError("51020")
-        if px is not None and not spec.on_tick(px):
-            raise param_error("px")
+        _check_size(spec, ord_type, sz, quote_sized)
+        if px is not None and px < spec.tick_sz:
+            raise OkxError("51122", param0=spec.fmt_px(spec.tick_sz))
         raw_px = self.tradable_price(spec)
+        if px is not None:
+            _check_price(spec, side, px, raw_px, "px")
+            if sz * spec.ct_val * px > spec.max_lmt_amt:
+                raise OkxError("51203", param0=fnum(spec.max_lmt_amt))
         if reduce_only:
             pos = acct.positions.get(inst_id)
             if pos is None or not pos.pos:
@@ -493,15 +513,22 @@ class World:
         if not order.is_open:
             raise OkxError("51503")
         spec = self.spec(order.inst_id)
+        for key, value in changes.items():  # 0 removes a TP/SL, -1 is a market order price
+            if value is not None and value not in (0, -1) and not spec.on_tick(value):
+                raise param_error(key)
         if new_sz is not None:
+            if new_sz > spec.max_lmt_sz:
+                raise OkxError("51203", param0=fnum(spec.max_lmt_sz))
             if spec.lots(new_sz) is None:
                 raise OkxError("51121")
             if new_sz <= order.acc_fill_sz + 1e-12:
                 raise param_error("newSz")
-        if new_px is not None and not spec.on_tick(new_px):
-            raise param_error("newPx")
+        if new_px is not None and new_px < spec.tick_sz:
+            raise OkxError("51122", param0=spec.fmt_px(spec.tick_sz))
         buy = order.side == "buy"
         mid = self.tradable_price(spec)
+        if new_px is not None:
+            _check_price(spec, order.side, new_px, mid, "newPx")
         if new_px is not None and order.ord_type == "post_only" and walk(self.market.levels(spec, mid, buy), 1, new_px, buy):
             raise OkxError("51511")
         if new_sz is not None:
@@ -545,6 +572,8 @@ class World:
         values = {k: P.number(req, k, positive=False, allow_minus_one=True) for k in fields}
         if new_sz is None and all(v is None for v in values.values()):
             raise OkxError("51500")
+        if new_sz is not None and new_sz > (spec.max_trigger_sz if algo.ord_type == "trigger" else spec.max_stop_sz):
+            raise OkxError("51252" if algo.ord_type == "trigger" else "51275")
         if new_sz is not None and spec.lots(new_sz) is None:
             raise OkxError("51121")
         for key, value in values.items():
@@ -595,8 +624,8 @@ class World:
             acct.credit(spec.base_ccy, -sz)
             acct.credit(spec.quote_ccy, px * sz + fee)
             fee_ccy = spec.quote_ccy
-        trade_id = str(self._next("trade"))
-        fill = Fill(trade_id=trade_id, bill_id=f"3{self._next('bill'):018d}", api_key=acct.api_key,
+        trade_id = str(self._id("trade"))
+        fill = Fill(trade_id=trade_id, bill_id=f"3{self._id('bill'):018d}", api_key=acct.api_key,
                     ord_id=order.ord_id, cl_ord_id=order.cl_ord_id, tag=order.tag, inst_id=order.inst_id,
                     inst_type=spec.inst_type, side=order.side, fill_px=px, fill_sz=sz, fee=fee, fee_ccy=fee_ccy,
                     fee_rate=-rate, exec_type="M" if maker else "T", fill_pnl=pnl, ts=self.now,
@@ -629,7 +658,7 @@ class World:
         """Update the net position with a fill; return the PnL realised by the closing part."""
         pos = acct.positions.get(spec.inst_id)
         if pos is None or not pos.pos:
-            pos = Position(spec.inst_id, f"4{self._next('pos'):018d}", c_time=self.now)
+            pos = Position(spec.inst_id, f"4{self._id('pos'):018d}", c_time=self.now)
             acct.positions[spec.inst_id] = pos
         old = round(pos.pos / spec.lot_sz)
         delta = round(sz / spec.lot_sz) * (1 if buy else -1)
@@ -774,6 +803,11 @@ class World:
             raise param_error("tdMode")
         if close_fraction and not spec.is_swap:
             raise param_error("closeFraction")
+        if sz is not None:
+            limit = (spec.max_mkt_amt or spec.max_trigger_sz) if tgt_ccy == "quote_ccy" else (
+                spec.max_trigger_sz if ord_type == "trigger" else spec.max_stop_sz)
+            if sz > limit:
+                raise OkxError("51252" if ord_type == "trigger" else "51275")
         if sz is not None and tgt_ccy != "quote_ccy":
             if spec.lots(sz) is None:
                 raise OkxError("51121")
@@ -871,6 +905,37 @@ class World:
             "orders": len(self.orders), "fills": len(self.fills), "events": self.events_processed,
             "instruments": {k: self.market.state(k, self.now) for k in self.market.specs},
         }
+
+
+def _check_size(spec: InstrumentSpec, ord_type: str, sz: float, quote_sized: bool) -> None:
+    """OKX's size limits (maxMktAmt, maxMktSz, maxLmtSz), then the lot grid and the minimum size."""
+    if quote_sized:  # a spot market buy sized in quote currency
+        if spec.max_mkt_amt is not None and sz > spec.max_mkt_amt:
+            raise OkxError("51201", param0=fnum(spec.max_mkt_amt))
+        return
+    if ord_type == "market":
+        if sz > spec.max_mkt_sz:
+            raise OkxError("51202")
+    elif sz > spec.max_lmt_sz:
+        raise OkxError("51203", param0=fnum(spec.max_lmt_sz))
+    if spec.lots(sz) is None:
+        raise OkxError("51121")
+    if sz < spec.min_sz - 1e-12:
+        raise OkxError("51020")
+
+
+def _check_price(spec: InstrumentSpec, side: str, px: float, ref: float, name: str) -> None:
+    """OKX's price limit on the taking side (51006; spot 51137/51138), then the tick grid (51000)."""
+    hi, lo = spec.price_limits(ref)
+    slack = spec.tick_sz * 1e-6
+    if side == "buy" and px > hi + slack:
+        raise OkxError("51006", param0=spec.fmt_px(hi), param1=spec.fmt_px(lo)) if spec.is_swap else \
+            OkxError("51137", param0=spec.fmt_px(hi))
+    if side == "sell" and px < lo - slack:
+        raise OkxError("51006", param0=spec.fmt_px(hi), param1=spec.fmt_px(lo)) if spec.is_swap else \
+            OkxError("51138", param0=spec.fmt_px(lo))
+    if not spec.on_tick(px):
+        raise param_error(name)
 
 
 def _algo_levels(algo: AlgoOrder) -> list[tuple[str, float, bool]]:

@@ -75,6 +75,7 @@ def render(r: dict[str, dict[str, Any]]) -> str:
     kill = [r[k] for k in ("worker_kill_redelivery", "worker_kill_reconciler", "worker_kill_pool") if k in r]
     redis, pg, ex, hm = r.get("redis_restart"), r.get("postgres_outage"), r.get("exchange_faults"), r.get("hostile_model")
     ops, sec, suite = r.get("operator_input"), r.get("secrets"), r.get("suite", {})
+    sim_restart, sim_hostile = r.get("sim_restart"), r.get("sim_hostile")
     out = ["# Reliability: the fault suite and its figures", "",
            "okxlab promises that a run completes (or ends with a recorded reason), that an accepted decision becomes "
            "exactly one order at the exchange, and that nothing it writes holds a secret. `tests/reliability/` breaks "
@@ -156,13 +157,31 @@ def render(r: dict[str, dict[str, Any]]) -> str:
         out.append(_row("secrets", f"{len(sec['secrets'])} secrets, {sec['places_searched']} places searched",
                         f"{sec['completed']}/{sec['runs']} (the others failed on purpose, with their reason)", "-",
                         f"{len(sec['leaks'])} leaks", "-"))
+    if sim_restart:
+        parts = sim_restart["survived"]
+        kept = all(v == f"{sim_restart['trials']}/{sim_restart['trials']}" for v in parts.values())
+        out.append(_row("simulator SIGKILLed with positions open, restarted", f"{sim_restart['trials']} kills, then "
+                        "a fresh start", "-", f"{sim_restart['ids_reused']} ids reused "
+                        f"({sim_restart['fresh_start_ids_reused']} after the fresh start)",
+                        f"nothing ({len(parts)} views, each identical after every kill)" if kept else
+                        "LOST: " + ", ".join(k for k, v in parts.items()
+                                             if v != f"{sim_restart['trials']}/{sim_restart['trials']}"),
+                        "at once: the next request after the restart"))
+    if sim_hostile:
+        out.append(_row("hostile requests to the simulator", f"{sim_hostile['requests']} requests",
+                        f"{sim_hostile['requests'] - len(sim_hostile['wrong_code'])}/{sim_hostile['requests']} "
+                        "refused with OKX's code", "-",
+                        f"{len(sim_hostile['changed_state'])} changed an account, "
+                        f"{sim_hostile['accepted_when_should_refuse']} accepted",
+                        f"{sim_hostile['http_500']} HTTP 500, {sim_hostile['tracebacks']} tracebacks"))
     out += ["", "*Duplicates*: okxlab orders the simulator holds more than once, and (in brackets) second placements of "
             "one clOrdId that reached the exchange at all (the simulator refuses them with 51016 and counts them). "
             "*Lost data*: runs that did not complete, orders accepted by the risk engine but missing at the exchange, "
             "stage records left unfinished. Recovery times are wall-clock seconds on the suite's settings (below); "
             "production settings are slower to notice a fault and are given with each fault.", ""]
     out += _worker_kill(kill) + _redis(redis) + _postgres(pg) + _exchange(ex) + _hostile(hm) + _operator(ops) + \
-        _secrets(sec) + _moment_of_the_order(ks, turns, skew, fr, venue) + _fixes() + _rerun(suite)
+        _secrets(sec) + _moment_of_the_order(ks, turns, skew, fr, venue) + \
+        _sim_restart(sim_restart, r.get("sim_restart_realtime")) + _sim_hostile(sim_hostile) + _fixes() + _rerun(suite)
     return "\n".join(out) + "\n"
 
 
@@ -348,6 +367,55 @@ def _moment_of_the_order(ks: dict[str, Any] | None, turns: dict[str, Any] | None
                 f"of the `{venue['book']}` book, `agents flatten --book {venue['book']}` and `reconcile --book "
                 f"{venue['book']}` all went to the simulator: the book, not the mode, names the venue.", ""]
     return out
+
+
+def _sim_restart(x: dict[str, Any] | None, realtime: dict[str, Any] | None) -> list[str]:
+    if not x:
+        return []
+    out = ["## Simulator killed and restarted", "",
+           f"`tests/reliability/test_sim_restart.py`. `okxlab sim` runs as a process of its own (its state file "
+           f"and admin token in a temporary data directory); unmodified ccxt trades against it. Each of {x['trials']} "
+           "trials sets leverage, opens positions with attached stop loss and take profit, rests, amends and cancels "
+           "limit orders, places a stop, has an order refused and moves the clock (fills, triggers, a closed "
+           "position); then everything the account and the admin API show is read as raw payloads, the process is "
+           "SIGKILLed right after the last answer and started again on the same port, and everything is read again. "
+           f"At the last kill the world held {x['orders_at_last_kill']} orders and {x['fills_at_last_kill']} fills.",
+           "", _row("view", "identical after the restart"), _row("---", "---")]
+    out += [_row(k, v) for k, v in x["survived"].items()]
+    out += ["", f"The next fill after each restart got new ids ({x['new_ids_after_restarts']} of kinds "
+            f"{', '.join(x['id_kinds'])}); of the {x['ids_checked']} ids handed out, {x['ids_reused']} were handed "
+            f"out again. `--fresh` then started over (10,000 USDT, no position, the clock at its start) and still "
+            f"reused {x['fresh_start_ids_reused']}: a new world's ids start above every id the state (and the one it "
+            "replaced) gave. Before this, a restart lost everything and the first fill was trade id 1 again, which "
+            "okxlab's ledger (fills de-duplicated by trade id) skipped without a word."]
+    if realtime:
+        out += ["", f"A realtime world (3600x) read {realtime['market_time_before_kill']} just before its kill and "
+                f"{realtime['market_time_after_restart']} after the restart: its market time "
+                f"{'went back' if realtime['went_back'] else 'went on from where it was'} (it follows its wall-clock "
+                "anchor), where it used to start again from its start."]
+    return out + [""]
+
+
+def _sim_hostile(x: dict[str, Any] | None) -> list[str]:
+    if not x:
+        return []
+    fam = ", ".join(f"{k} {v}" for k, v in x["families"].items())
+    codes = ", ".join(f"{k} x{v}" for k, v in x["codes"].items())
+    return ["## Hostile requests to the simulator", "",
+            f"`tests/reliability/test_sim_hostile.py`: {x['requests']} requests to a running `okxlab sim` over raw "
+            f"HTTP ({fam}), signed with OKX's scheme where it takes one: 50,000-deep JSON, NaN, bodies over 1 MB or "
+            "not UTF-8, non-ASCII and 60 kB authentication headers, sizes and prices of 1e308, 1e-300, NaN and "
+            "Arabic-Indic digits, prices beyond OKX's price limit, admin requests without or with the token. Each "
+            "must get OKX's `{code, msg, data}` (the admin API's `{error}`) with the expected code and leave the "
+            f"account, its orders and the worlds as they were. HTTP 500s: {x['http_500']}; answers not JSON: "
+            f"{x['not_json']}; tracebacks (answers and the process's output): {x['tracebacks']}; accepted when they "
+            f"should have been refused: {x['accepted_when_should_refuse']}; wrong code: {len(x['wrong_code'])}; "
+            f"changed something: {len(x['changed_state'])}. Codes answered: {codes}.", "",
+            "Before: a deeply nested body, a non-ASCII passphrase or signature and a body that is not UTF-8 got a "
+            "plain-text 500 (a traceback in the log); a size or price of 1e308 got 50026 with a traceback; a price "
+            "of 1e-300 rested as an order; a header line over 8 kB got aiohttp's 400 and a logged traceback. Header "
+            "lines over 64 kB still get aiohttp's plain 400 (logged in one line): its HTTP parser refuses them before "
+            "the simulator sees a request.", ""]
 
 
 def _fixes() -> list[str]:

@@ -87,7 +87,7 @@ def unknown_episodes(kinds: list[str]) -> list[int]:
 
 def run_scenario(p, fault: str) -> dict:  # noqa: ANN001 - a tests.support.pipeline.Pipeline
     """One replay of the flipper in a world with `fault` set; its figures."""
-    admin = AdminClient(p.sim.url)  # one per thread
+    admin = AdminClient(p.sim.url, token=p.sim.admin_token)  # one per thread
     started = time.monotonic()
     replay = create_replay(p.env, kind="range", agents=["flipper"], start=START,
                            end=START + timedelta(hours=4 * (TICKS - 1)), bar="4H", offline_planners=True,

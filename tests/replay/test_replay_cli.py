@@ -25,7 +25,7 @@ def _celery(args: list[str], p, prefix: str) -> subprocess.CompletedProcess:  # 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OKXLAB_")}
     env.update({"OKXLAB_CONFIG": os.environ["OKXLAB_CONFIG"], "OKXLAB_DATABASE_URL": p.db_url,
                 "OKXLAB_BROKER_URL": REDIS_URL, "OKXLAB_BROKER_PREFIX": prefix, "OKXLAB_SIM_URL": p.sim.url,
-                KEY_ENV: CANARY_KEY})
+                "OKXLAB_SIM_ADMIN_TOKEN": p.sim.admin_token, KEY_ENV: CANARY_KEY})
     return subprocess.run([CELERY, "-A", "workers", "replay", *args], env=env, capture_output=True, text=True,
                           timeout=300)
 

@@ -10,6 +10,7 @@ import requests
 
 from okxlab.config import load_config, sim_credentials
 from okxlab.simulator import SimAdminError, Simulator, ccxt_okx
+from okxlab.simulator.accounts import mask_key
 from okxlab.simulator.clock import parse_time
 
 
@@ -32,8 +33,8 @@ def test_admin_world_lifecycle_and_state(new_world, admin, server) -> None:
     w.exchange().create_order("ETH/USDT:USDT", "limit", "buy", 1, 1600)
     state = admin.world(w.name)
     assert state["clock"] == "replay" and state["now"] == parse_time("2022-09-13T08:00:00Z")
-    assert state["open_orders"] == 1 and state["accounts"][0]["api_key"] == w.key
-    assert w.secret not in str(state) and w.passphrase not in str(state)
+    assert state["open_orders"] == 1 and state["accounts"][0]["key"] == mask_key(w.key)
+    assert w.key not in str(state) and w.secret not in str(state) and w.passphrase not in str(state)
     assert state["instruments"] == {"BTC-USDT": "suspend", "ETH-USDT": "suspend", "BTC-USDT-SWAP": "live",
                                     "ETH-USDT-SWAP": "live"}
     assert admin.data()["instruments"]["ETH-USDT-SWAP"]["start"] == parse_time("2022-09-01T00:00:00Z")
@@ -74,6 +75,12 @@ def test_python_m_okxlab_simulator_serves_ccxt() -> None:
     (["--start", "tomorrow"], "not an ISO-8601 time"),
     (["--rate-limit-rate", "1.5"], "between 0 and 1"),
     (["--data", "/no/such/candles"], "does not exist"),
+    (["--speed", "1e308"], "--speed must be above 0 and at most"),
+    (["--latency-ms", "1e308"], "--latency-ms must be a number from 0 to"),
+    (["--no-state", "--fresh"], "--no-state keeps no state file"),
+    (["--state", "/proc/no-such/state.sqlite"], "cannot use the simulator state"),
+    (["--state", "/"], "is a directory"),
+    (["--account", "key:secret"], "KEY:SECRET:PASSPHRASE"),
 ])
 def test_cli_mistakes_print_one_line(args, message) -> None:
     proc = subprocess.run([sys.executable, "-m", "okxlab.simulator", "--port", "0", "--no-agents", *args],
@@ -81,3 +88,4 @@ def test_cli_mistakes_print_one_line(args, message) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    assert "secret" not in proc.stderr  # an --account's text holds secrets: never echoed

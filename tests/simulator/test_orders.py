@@ -61,7 +61,8 @@ def test_ccxt_broker_tag_and_client_id_arrive_as_sent(new_world, admin) -> None:
     ({"ordType": "limit", "px": "1710.005"}, "51000", "Parameter px error"),
     ({"ordType": "limit", "px": "1,710"}, "51000", "Parameter px error"),
     ({"ordType": "limit"}, "51204", "The price for the limit order cannot be empty."),
-    ({"sz": "100000"}, "51008", "Order failed. Insufficient USDT margin in account"),
+    ({"sz": "10000"}, "51008", "Order failed. Insufficient USDT margin in account"),
+    ({"sz": "100000"}, "51202", "Market order amount exceeds the maximum amount."),
     ({"clOrdId": "has space"}, "51000", "Parameter clOrdId error"),
     ({"tdMode": "isolated"}, "51010", "Request unsupported under current account mode"),
     ({"reduceOnly": "true"}, "51169", "Order failed because you don't have any positions in this direction "
@@ -78,6 +79,26 @@ def test_rejections_carry_okx_scode_and_smsg(new_world, fields, code, message) -
     reply = place(w, **fields)
     assert reply["code"] == "1" and reply["msg"] == "Operation failed."
     assert (reply["data"][0]["sCode"], reply["data"][0]["sMsg"]) == (code, message)
+
+
+def test_orders_priced_beyond_the_price_limit_are_refused_as_okx_does(new_world) -> None:
+    w = new_world()
+    last = float(w.exchange().fetch_ticker(SYM)["last"])
+    hi, lo = w.engine.spec("ETH-USDT-SWAP").price_limits(w.engine.tradable_price(w.engine.spec("ETH-USDT-SWAP")))
+    assert lo < last * 0.951 and hi > last * 1.049  # OKX's outer limit (Z, 5 %) around the last price
+    message = f"Order price is not within the price limit (max buy price: {hi:.2f} , min sell price: {lo:.2f} )"
+    for side, px in (("buy", hi + 0.01), ("sell", lo - 0.01), ("buy", 1e308)):
+        reply = place(w, side=side, ordType="limit", px=repr(px))
+        assert (reply["data"][0]["sCode"], reply["data"][0]["sMsg"]) == ("51006", message)
+    assert place(w, ordType="limit", px="1e-300")["data"][0]["sCode"] == "51122"  # below one tick
+    assert place(w, side="sell", ordType="limit", px="1e308")["data"][0]["sCode"] == "51000"  # not on the grid
+    # Far on the resting side is allowed, as on OKX; at the limit on the taking side too.
+    assert place(w, ordType="limit", px=f"{lo / 2:.2f}")["code"] == "0"
+    assert place(w, ordType="limit", px=f"{hi:.2f}")["code"] == "0"
+    assert place(w, ordType="limit", sz="1", side="sell", px=f"{hi * 1.5:.2f}", reduceOnly=True)["code"] == "0"
+    order = next(o for o in w.exchange().fetch_open_orders(SYM) if o["side"] == "buy")
+    with pytest.raises(ccxt.InvalidOrder, match="51006"):
+        w.exchange().edit_order(order["id"], SYM, "limit", "buy", 1, hi * 2)
 
 
 def test_reduce_only_in_the_same_direction_is_refused(new_world) -> None:

@@ -7,7 +7,7 @@ import time
 import ccxt
 import pytest
 
-from okxlab.simulator import DEFAULT_START, SimAdminError, Simulator
+from okxlab.simulator import SimAdminError, Simulator
 from okxlab.simulator.clock import parse_time
 
 SYM = "ETH/USDT:USDT"
@@ -32,7 +32,7 @@ def test_the_default_world_is_served_at_the_root(server) -> None:
     ex = ccxt.okx({"enableRateLimit": False})
     ex.set_sandbox_mode(True)
     ex.urls["api"] = {"rest": server.url}
-    assert ex.fetch_time() == server.simulator.world().now == parse_time(DEFAULT_START)
+    assert ex.fetch_time() == server.simulator.world().now == server.simulator.default_start
 
 
 def test_the_clock_only_moves_forward(new_world, admin) -> None:
