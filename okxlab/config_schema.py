@@ -165,8 +165,8 @@ class AgentTable(_Table):
         for symbol in value:
             # The ledger books USDT-margined swaps (cash = equity + realised PnL − fees, fees in USDT); spot fees
             # are charged in the currency received, which it does not book, so spot agents are refused.
-            if not SWAP_SYMBOL.match(symbol):
-                raise _own(f"{symbol} is not a USDT-margined perpetual swap (e.g. BTC-USDT-SWAP); okxlab agents "
+            if not SWAP_SYMBOL.fullmatch(symbol):  # fullmatch: `$` alone lets a trailing newline through
+                raise _own(f"{symbol!r} is not a USDT-margined perpetual swap (e.g. BTC-USDT-SWAP); okxlab agents "
                            "trade swaps only")
         return value
 
@@ -264,7 +264,10 @@ def _path(loc: tuple[Any, ...], data: Any) -> tuple[str, str]:
     rest = list(loc)
     if len(rest) >= 2 and rest[0] == "agents" and isinstance(rest[1], int):
         name = _value(data, ("agents", rest[1], "name"))
-        prefix = f"agents[{rest[1]}]" + (f" ({name})" if isinstance(name, str) and name else "")
+        if isinstance(name, str) and name:
+            prefix = f"agents[{rest[1]}] ({name if name.isprintable() else repr(name)})"  # one line, always
+        else:
+            prefix = f"agents[{rest[1]}]"
         rest = rest[2:]
     for part in rest:
         if isinstance(part, int):
