@@ -149,7 +149,7 @@ class AgentTable(_Table):
                               description="a table (api_key_env, secret_env, passphrase_env)")
     mode: Literal[EXCHANGE_MODES] | None = Field(None, description=f"one of {', '.join(EXCHANGE_MODES)}")
     risk: dict[str, Any] | None = Field(None, description="a table of risk limits (docs/risk.md)")
-    initial_equity: float = Field(10_000.0, gt=0, le=1e12, description="a positive number of USDT")
+    initial_equity: float = Field(10_000.0, gt=0, le=1e12, description="a positive number of USDT (at most 1e12)")
 
     @field_validator("name")
     @classmethod
@@ -258,6 +258,11 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _key(part: Any) -> str:
+    text = str(part)
+    return text if text.isprintable() else repr(text)  # a quoted TOML key may hold a newline
+
+
 def _path(loc: tuple[Any, ...], data: Any) -> tuple[str, str]:
     """(prefix, key path): `agents[0] (trend)` and `risk.max_leverage`; a section's keys have no prefix."""
     prefix, parts = "", []
@@ -273,7 +278,7 @@ def _path(loc: tuple[Any, ...], data: Any) -> tuple[str, str]:
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1] if parts else ''}[{part}]"]
         else:
-            parts.append(str(part))
+            parts.append(_key(part))
     return prefix, ".".join(parts)
 
 
@@ -314,17 +319,18 @@ def _unknown(parent: tuple[Any, ...], keys: list[str], data: Any) -> str:
 
 def explain(exc: ValidationError, data: Any, limit: int = 3) -> str:
     """pydantic's errors as one line: each mistake with its key path; unknown keys of one table together."""
-    said: dict[Any, str | list[str]] = {}
+    told: list[str | tuple[Any, ...]] = []  # a message, or the table whose unknown keys are told in its place
+    unknown: dict[tuple[Any, ...], list[str]] = {}
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
         if error["type"] == "extra_forbidden":
-            keys = said.setdefault(("unknown", loc[:-1]), [])
-            assert isinstance(keys, list)
-            keys.append(str(loc[-1]))
+            if loc[:-1] not in unknown:
+                told.append(loc[:-1])
+            unknown.setdefault(loc[:-1], []).append(_key(loc[-1]))
         else:
-            said.setdefault(("error", loc), _describe(error, data))
-    lines = [_unknown(key[1], value, data) if isinstance(value, list) else value for key, value in said.items()]
-    lines = list(dict.fromkeys(lines))  # one list item told as its list may repeat
+            told.append(_describe(error, data))
+    lines = [_unknown(item, unknown[item], data) if isinstance(item, tuple) else item for item in told]
+    lines = list(dict.fromkeys(lines))  # the items of one list are told as the list, once
     more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
     return "; ".join(lines[:limit]) + more
 

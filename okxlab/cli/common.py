@@ -91,6 +91,11 @@ def echo_json(data: Any) -> None:
     click.echo(dumps(data))
 
 
+def one_line(message: object) -> str:
+    """A message as one line, whatever it quotes (a TOML key or value may hold a newline)."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def fail(message: str, code: int = 2) -> None:
-    click.echo(f"okxlab: error: {message}", err=True)
+    click.echo(f"okxlab: error: {one_line(message)}", err=True)
     sys.exit(code)

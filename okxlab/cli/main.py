@@ -21,7 +21,9 @@ class OkxlabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"okxlab: error: {exc}", err=True)
+            from okxlab.cli.common import one_line
+
+            click.echo(f"okxlab: error: {one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except OperationalError as exc:
             url = database_url()

@@ -34,7 +34,7 @@ def test_the_message_names_file_key_and_problem() -> None:
     # The six that used to load, pass the worker's start check, and then fail every run:
     ('[pipeline]\ncandles = "lots"\n' + AGENT, "pipeline.candles must be a whole number between 20 and 300, not 'lots'"),
     ("[exchange]\nbroker_tag = 123\n" + AGENT, "exchange.broker_tag must be 1-16 ASCII letters and digits"),
-    (AGENT + "initial_equity = inf\n", "agents[0] (a): initial_equity must be a positive number of USDT, not inf"),
+    (AGENT + "initial_equity = inf\n", "agents[0] (a): initial_equity must be a positive number of USDT (at most 1e12), not inf"),
     ("[pipeline]\nquality = 5\n" + AGENT, "pipeline.quality must be a table of data-quality thresholds, not 5"),
     (AGENT.replace('"a"', '"трейдер"'), "agents[0] (трейдер): name must be 1-40 ASCII letters, digits, '-' or '_', "
                                         "starting with a letter, not 'трейдер'"),
@@ -62,9 +62,10 @@ def test_the_message_names_file_key_and_problem() -> None:
     (AGENT.replace('"builtin:buy_and_hold"', "5"), "strategy must be \"builtin:NAME\" or the path of a strategy file, not 5"),
     (AGENT + "offline_fallback = false\n", "offline_fallback must be"),
     (AGENT + 'mode = "paper"\n', "agents[0] (a): mode must be one of sim, demo, live, not 'paper'"),
-    (AGENT + "initial_equity = 0\n", "initial_equity must be a positive number of USDT, not 0"),
-    (AGENT + 'initial_equity = "10000"\n', "initial_equity must be a positive number of USDT, not '10000'"),
-    (AGENT + "initial_equity = true\n", "initial_equity must be a positive number of USDT, not true"),
+    (AGENT + "initial_equity = 0\n", "initial_equity must be a positive number of USDT (at most 1e12), not 0"),
+    (AGENT + 'initial_equity = "10000"\n', "initial_equity must be a positive number of USDT (at most 1e12), not '10000'"),
+    (AGENT + "initial_equity = true\n", "initial_equity must be a positive number of USDT (at most 1e12), not true"),
+    (AGENT + "initial_equity = 1e13\n", "initial_equity must be a positive number of USDT (at most 1e12), not 10000000000000.0"),
     (AGENT + "[agents.params]\nsince = 2024-01-01\n", "params: a TOML date or time is not a value okxlab reads"),
     (AGENT + "[agents.okx]\nkey_env = \"K\"\n", "agents[0] (a): okx has unknown key(s) key_env"),
     (AGENT + "[agents.risk]\nmax_leverage = \"x\"\n", "agents[0] (a): risk.max_leverage must be a finite number"),
@@ -80,6 +81,10 @@ def test_the_message_names_file_key_and_problem() -> None:
 ])
 def test_each_mistake_is_one_line(text: str, needle: str) -> None:
     assert needle in refused(text)
+
+
+def test_a_quoted_key_with_a_newline_stays_on_one_line() -> None:
+    assert "unknown key(s) 'lev\\nrage'" in refused(AGENT + '"lev\\nrage" = 1\n')
 
 
 def test_a_key_holding_a_secret_is_never_echoed() -> None:

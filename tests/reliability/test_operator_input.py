@@ -117,7 +117,7 @@ CASES = [
          config="candles_lots"),
     Case("wrong type in config", "[exchange] broker_tag = 123", ADD, "exchange.broker_tag must be 1-16 ASCII letters",
          config="broker_tag_number"),
-    Case("wrong type in config", "initial_equity = inf", ADD, "initial_equity must be a positive number of USDT, not inf",
+    Case("wrong type in config", "initial_equity = inf", ADD, "initial_equity must be a positive number of USDT (at most 1e12), not inf",
          config="equity_inf"),
     Case("wrong type in config", "[pipeline] quality = 5", ADD, "pipeline.quality must be a table", config="quality_number"),
     Case("wrong type in config", "agent named трейдер", ADD, "name must be 1-40 ASCII letters", config="cyrillic_name"),
