@@ -208,6 +208,9 @@ def run_case(case: Case, db_url: str, sim_url: str, tmp: Path) -> tuple[Case, su
     return case, proc, time.monotonic() - started
 
 
+# Some 50 processes, each importing okxlab (several seconds apiece on a loaded 2-core machine): a deadline for a
+# hung command, not a speed check (each command has its own 45 s limit).
+@pytest.mark.timeout(1200)
 def test_bad_operator_input_gets_one_line_a_nonzero_exit_and_writes_nothing(setting, results: Results) -> None:  # noqa: ANN001
     db_url, sim_url, tmp = setting
     before = rows(db_url)
