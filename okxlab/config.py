@@ -6,6 +6,9 @@ Where things are found (documented in the README):
 - database: `$OKXLAB_DATABASE_URL`, else `sqlite:///<data directory>/okxlab.sqlite`
 - broker: `$OKXLAB_BROKER_URL`, else the in-process broker (`memory://`)
 
+Every key of the file is typed in okxlab/config_schema.py and checked when the file is read: a mistake is one
+ConfigError line naming the file, the key and what is wrong, never a failure later in every run.
+
 Secrets (exchange keys, LLM keys, SMTP password) are read from the environment variables the config names,
 at the moment they are needed, and are never stored in any structure that is logged or written.
 """
@@ -21,6 +24,7 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from okxlab.errors import ConfigError
 from okxlab.risk.limits import LimitsError, RiskLimits, build_limits
@@ -31,6 +35,23 @@ PLANNER_KINDS = ("llm", "strategy")
 DEFAULT_SIM_URL = "http://127.0.0.1:8765"
 SWAP_SYMBOL = re.compile(r"^[A-Z0-9]{2,12}-USDT-SWAP$")
 OKX_BARS = ("1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D")
+# ASCII only: an agent's name is part of its simulator API key, sent as an HTTP header, and names its runs.
+AGENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+BROKER_TAG = re.compile(r"[A-Za-z0-9]{1,16}")  # OKX's rule for an order's `tag`
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def http_root(value: str) -> str | None:
+    """`value` as an http(s)://host[:port] URL without a trailing slash, or None if it is not one."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc
+            or parts.path not in ("", "/") or parts.query or parts.fragment or value != value.strip()):
+        return None
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -116,14 +137,21 @@ class Config:
 
     @property
     def sim_url(self) -> str:
-        return os.environ.get("OKXLAB_SIM_URL") or self.exchange.get("sim_url", DEFAULT_SIM_URL)
+        env = os.environ.get("OKXLAB_SIM_URL")
+        if not env:
+            return self.exchange.get("sim_url", DEFAULT_SIM_URL)  # checked when the file was read
+        url = http_root(env)
+        if url is None:
+            shown = repr(env) if "@" not in env else "a URL with credentials"  # never echo a password
+            raise ConfigError(f"OKXLAB_SIM_URL must be the simulator's http(s)://host[:port] URL, not {shown}")
+        return url
 
     @property
     def broker_tag(self) -> str:
-        tag = os.environ.get("OKX_BROKER_TAG") or self.exchange.get("broker_tag") or DEFAULT_BROKER_TAG
-        if not tag.isalnum() or len(tag) > 16:
-            raise ConfigError(f"broker tag {tag!r} must be at most 16 letters and digits (OKX's limit for 'tag')")
-        return tag
+        env = os.environ.get("OKX_BROKER_TAG")
+        if env and not BROKER_TAG.fullmatch(env):
+            raise ConfigError(f"OKX_BROKER_TAG {env!r} must be 1-16 ASCII letters and digits (OKX's limit for 'tag')")
+        return env or self.exchange.get("broker_tag") or DEFAULT_BROKER_TAG
 
     # ---- pipeline -------------------------------------------------------------------------------------
     @property
@@ -143,116 +171,71 @@ def config_path() -> str | None:
     return "okxlab.toml" if Path("okxlab.toml").is_file() else None
 
 
-def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: [{key}] must be a table")
-    return value
-
-
-_AGENT_KEYS = {"name", "symbols", "planner", "description", "bar", "llm", "strategy", "params", "offline_fallback",
-               "okx", "mode", "risk", "initial_equity"}
-
-
-def _agent(entry: Any, index: int, global_risk: dict[str, Any], where: str) -> AgentConfig:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: agents[{index}] must be a table")
-    name = entry.get("name")
-    label = f"{where}: agents[{index}]" + (f" ({name})" if name else "")
-    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or len(name) > 40:
-        raise ConfigError(f"{label}: name must be 1-40 letters, digits, '-' or '_'")
-    unknown = set(entry) - _AGENT_KEYS
-    if unknown:
-        raise ConfigError(f"{label}: unknown key(s) {', '.join(sorted(unknown))}")
-    symbols = entry.get("symbols")
-    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
-        raise ConfigError(f"{label}: symbols must be a non-empty list of OKX instrument ids, e.g. [\"BTC-USDT-SWAP\"]")
-    for symbol in symbols:
-        # The ledger books USDT-margined swaps (cash = equity + realised PnL − fees, fees in USDT); spot fees are
-        # charged in the currency received, which it does not book, so spot agents are refused, not half-served.
-        if not SWAP_SYMBOL.match(symbol):
-            raise ConfigError(f"{label}: {symbol} is not a USDT-margined perpetual swap (e.g. BTC-USDT-SWAP); okxlab "
-                              "agents trade swaps only")
-    planner = entry.get("planner")
-    if planner not in PLANNER_KINDS:
-        raise ConfigError(f"{label}: planner must be one of {', '.join(PLANNER_KINDS)}, not {planner!r}")
-    if planner == "llm":
-        if not isinstance(entry.get("llm"), dict):
-            raise ConfigError(f"{label}: an llm agent needs an [agents.llm] table (provider, model, api_key_env)")
-        # Settings are checked when the config is read; API keys only when a planner is built.
-        from okxlab.planning.providers import parse_llm_settings
-
-        parse_llm_settings(name, entry["llm"])
-    if planner == "strategy" and not isinstance(entry.get("strategy"), str):
-        raise ConfigError(f"{label}: a strategy agent needs strategy = \"builtin:NAME\" or a path to a strategy file")
-    bar = entry.get("bar", "4H")
-    if bar not in OKX_BARS:
-        raise ConfigError(f"{label}: bar {bar!r} is not an OKX bar ({', '.join(OKX_BARS)})")
-    mode = entry.get("mode")
-    if mode is not None and mode not in EXCHANGE_MODES:
-        raise ConfigError(f"{label}: mode {mode!r} is not one of {', '.join(EXCHANGE_MODES)}")
-    okx = entry.get("okx", {})
-    if not isinstance(okx, dict) or set(okx) - {"api_key_env", "secret_env", "passphrase_env"}:
-        raise ConfigError(f"{label}: [agents.okx] takes only api_key_env, secret_env, passphrase_env (names of env vars)")
-    try:
-        limits = build_limits(global_risk, entry.get("risk"))
-    except LimitsError as exc:
-        raise ConfigError(f"{label}: {exc}") from None
-    equity = entry.get("initial_equity", 10_000.0)
-    if isinstance(equity, bool) or not isinstance(equity, int | float) or equity <= 0:
-        raise ConfigError(f"{label}: initial_equity must be a positive number")
-    return AgentConfig(
-        name=name,
-        symbols=tuple(symbols),
-        planner=planner,
-        description=str(entry.get("description", "")),
-        bar=bar,
-        llm=dict(entry.get("llm", {})),
-        strategy=entry.get("strategy"),
-        params=dict(entry.get("params", {})),
-        offline_fallback=entry.get("offline_fallback"),
-        okx=dict(okx),
-        mode=mode,
-        limits=limits,
-        initial_equity=float(equity),
-    )
-
-
 def parse_config(text: str, where: str) -> Config:
+    """Read and check a whole config; any mistake is one ConfigError line naming `where`, the key and the problem."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}") from None
-    unknown = set(raw) - {"exchange", "pipeline", "risk", "llm", "review", "agents"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
-    global_risk = _table(raw, "risk", where)
+    from pydantic import ValidationError
+
+    from okxlab import config_schema
+
     try:
-        build_limits(global_risk)
+        checked = config_schema.validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {config_schema.explain(exc, raw)}") from None
+    # Tables with their own rules, checked where those rules live.
+    from okxlab.planning.providers import parse_llm_settings, parse_prices
+    from okxlab.review.settings import ReviewSettings
+
+    try:
+        build_limits(checked.risk)
     except LimitsError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    entries = raw.get("agents", [])
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"{where}: declare at least one [[agents]] entry")
-    agents = tuple(_agent(e, i, global_risk, where) for i, e in enumerate(entries))
-    names = [a.name for a in agents]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"{where}: agent name(s) declared twice: {', '.join(dupes)}")
-    config = Config(
+    try:
+        parse_prices(checked.llm.prices)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    ReviewSettings.from_table(checked.review, where)
+    agents = []
+    for index, entry in enumerate(checked.agents):
+        label = f"{where}: agents[{index}] ({entry.name})"
+        if entry.planner == "llm":
+            # Settings are checked when the config is read; API keys only when a planner is built.
+            try:
+                parse_llm_settings(entry.name, entry.llm or {})
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        try:
+            limits = build_limits(checked.risk, entry.risk)
+        except LimitsError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+        agents.append(AgentConfig(
+            name=entry.name,
+            symbols=tuple(entry.symbols),
+            planner=entry.planner,
+            description=entry.description,
+            bar=entry.bar,
+            llm=dict(entry.llm or {}),
+            strategy=entry.strategy,
+            params=dict(entry.params),
+            offline_fallback=entry.offline_fallback,
+            okx=entry.okx.model_dump(exclude_none=True),
+            mode=entry.mode,
+            limits=limits,
+            initial_equity=float(entry.initial_equity),
+        ))
+    return Config(
         path=where,
-        agents=agents,
-        exchange=_table(raw, "exchange", where),
-        pipeline=_table(raw, "pipeline", where),
-        risk=global_risk,
-        llm=_table(raw, "llm", where),
-        review=_table(raw, "review", where),
+        agents=tuple(agents),
+        exchange=dict(raw.get("exchange", {})),
+        pipeline=dict(raw.get("pipeline", {})),
+        risk=dict(checked.risk),
+        llm=dict(raw.get("llm", {})),
+        review=dict(checked.review),
         raw=raw,
     )
-    mode = config.exchange.get("mode", "sim")
-    if mode not in EXCHANGE_MODES:
-        raise ConfigError(f"{where}: [exchange] mode {mode!r} is not one of {', '.join(EXCHANGE_MODES)}")
-    return config
 
 
 def load_config(path: str | None = None) -> Config:
@@ -260,11 +243,14 @@ def load_config(path: str | None = None) -> Config:
     if path is None:
         return parse_config(_packaged_default(), "<packaged default config>")
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist (set OKXLAB_CONFIG or create ./okxlab.toml)") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}); a TOML file must be UTF-8") from None
     return parse_config(text, path)
 
 
@@ -287,4 +273,12 @@ def reports_dir() -> Path:
 
 
 def live_trading_enabled() -> bool:
-    return os.environ.get("LIVE_TRADING_ENABLED", "").strip().lower() == "true"
+    """The live switch: exactly `true` turns it on; unset, empty or `false` leave it off. Anything else is refused
+    rather than guessed at, so a near-miss ("TRUE", "1", "yes") never decides whether real money trades."""
+    value = os.environ.get("LIVE_TRADING_ENABLED", "")
+    if value in ("", "false"):
+        return False
+    if value == "true":
+        return True
+    raise ConfigError(f"LIVE_TRADING_ENABLED must be 'true' or 'false', not {value!r}; live trading is disabled "
+                      "until it is exactly 'true'")

@@ -8,7 +8,7 @@ import click
 from sqlalchemy import func, select
 
 from okxlab.agents import sync_agents
-from okxlab.cli.common import config, echo_json, open_db, table
+from okxlab.cli.common import config, echo_json, exchange_calls, open_db, table
 from okxlab.db.models import EquitySnapshot, RiskStateRecord, Run, utcnow
 from okxlab.domain import TradingState
 from okxlab.errors import UserError
@@ -109,6 +109,7 @@ def flatten(name: str, book: str | None, yes: bool) -> None:
     open_db()
     if not yes:
         click.confirm(f"close every position and cancel every order of {name} [{book}]?", abort=True)
-    result = run_flatten(build_env(cfg), agent, book, request_id=utcnow().isoformat(), actor=actor())
+    with exchange_calls(f"flatten {name} [{book}]"):
+        result = run_flatten(build_env(cfg), agent, book, request_id=utcnow().isoformat(), actor=actor())
     click.echo(f"{name} [{book}]: {len(result.cancelled)} order(s) cancelled, {len(result.closed)} position(s) closed"
                + "".join(f"\n  {c['symbol']} {c['contracts']:g} contracts → {c['state']}" for c in result.closed))

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.config import Config, database_url, load_config
 from okxlab.db.migrate import current_revision, head_revision
-from okxlab.db.session import check_connection, redact, session_factory
+from okxlab.db.session import check_connection, parse_database_url, redact, session_factory
 from okxlab.errors import UserError
 
 
 def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
+    parsed = parse_database_url(url)
     if parsed.drivername.startswith("sqlite") and parsed.database and parsed.database != ":memory:":
         return Path(parsed.database)
     return None
@@ -43,6 +43,20 @@ def open_db(*, must_exist: bool = True) -> sessionmaker[Session]:
 
 def config() -> Config:
     return load_config()
+
+
+@contextmanager
+def exchange_calls(what: str) -> Iterator[None]:
+    """An exchange (or simulator) that does not answer is one line, not a ccxt traceback. Every step already
+    taken is audited and safe to repeat (deterministic client order ids), so the advice is to run it again."""
+    import ccxt
+
+    try:
+        yield
+    except ccxt.NetworkError as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"{what}: the exchange did not answer ({type(exc).__name__}: {detail}); check that it is up "
+                        "(`okxlab sim` for the simulator, OKXLAB_SIM_URL) and run the command again") from None
 
 
 def fmt(value: Any) -> str:
@@ -77,6 +91,11 @@ def echo_json(data: Any) -> None:
     click.echo(dumps(data))
 
 
+def one_line(message: object) -> str:
+    """A message as one line, whatever it quotes (a TOML key or value may hold a newline)."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def fail(message: str, code: int = 2) -> None:
-    click.echo(f"okxlab: error: {message}", err=True)
+    click.echo(f"okxlab: error: {one_line(message)}", err=True)
     sys.exit(code)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from okxlab.cli.common import config, echo_json, open_db
+from okxlab.cli.common import config, echo_json, exchange_calls, open_db
 
 
 @click.command()
@@ -22,7 +22,8 @@ def reconcile(agent_name: str | None, book: str | None, as_json: bool) -> None:
     open_db()
     env = build_env(cfg)
     agents = [cfg.agent(agent_name)] if agent_name else list(cfg.agents)
-    results = [run_reconcile(env, a, book or cfg.exchange_mode(a)) for a in agents]
+    with exchange_calls("reconcile"):
+        results = [run_reconcile(env, a, book or cfg.exchange_mode(a)) for a in agents]
     if as_json:
         echo_json([r.__dict__ for r in results])
     else:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from okxlab import __version__
 from okxlab.config import database_url
-from okxlab.db.session import redact
+from okxlab.db.session import redact, scrub
 from okxlab.errors import UserError
 
 
@@ -21,11 +21,14 @@ class OkxlabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"okxlab: error: {exc}", err=True)
+            from okxlab.cli.common import one_line
+
+            click.echo(f"okxlab: error: {one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "database error"
-            click.echo(f"okxlab: error: database {redact(database_url())} failed: {reason}", err=True)
+            url = database_url()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig and str(exc.orig).strip() else "database error"
+            click.echo(f"okxlab: error: database {redact(url)} failed: {scrub(reason, url)}", err=True)
             sys.exit(3)
         except KeyboardInterrupt:
             click.echo("okxlab: interrupted", err=True)
@@ -40,6 +43,8 @@ def main(verbose: bool) -> None:
     audited. Start with `okxlab demo`."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # each retried read would log a warning; a command's outcome is its own one line
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def _register() -> None:

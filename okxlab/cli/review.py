@@ -41,7 +41,10 @@ def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
     raw = text.strip()
     span = _SPAN.match(raw)
     if span:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+        except OverflowError:  # more days than a date can count back
+            raise UserError(f"{option} {text!r} reaches back before the year 1; give a shorter span or a date") from None
     try:
         return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
     except ValueError:

@@ -55,7 +55,10 @@ def add(name: str, every: str | None, cron: str | None, agent: str | None) -> No
     """Add a schedule. Nothing is written if anything is invalid."""
     if bool(every) == bool(cron):
         raise UserError("give exactly one of --every INTERVAL or --cron 'CRONTAB'")
-    parsed = parse_schedule("interval" if every else "crontab", every or cron or "")
+    try:
+        parsed = parse_schedule("interval" if every else "crontab", every or cron or "")
+    except OverflowError:  # a number of units no timedelta can hold
+        raise UserError(f"interval {every!r} is too long; give a span up to a few years, e.g. 30d") from None
     cfg = config()  # the agents it will run come from the config file: a malformed one is refused here
     if agent:
         cfg.agent(agent)  # unknown agents are refused here
@@ -70,19 +73,47 @@ def add(name: str, every: str | None, cron: str | None, agent: str | None) -> No
                        last_dispatched_for=now))
         audit(s, "schedule.added", f"schedule {name} ({parsed.kind} {parsed.expr}) added", actor="cli",
               data={"schedule": name, "agent": agent})
+        overlaps = _overlapping(s, name, agent, cfg.agent_names)
     click.echo(f"added schedule {name}: {parsed.kind} {parsed.expr} for {agent or 'every agent'}")
+    _warn_overlap(name, agent, overlaps)
+
+
+def _overlapping(s, name: str, agent: str | None, configured: tuple[str, ...] | None = None) -> list[Schedule]:  # noqa: ANN001
+    """Other enabled schedules that also run `agent` (None: every configured agent), so both create runs for it.
+    `configured` (the config's agents, when known) leaves out schedules of agents no longer configured."""
+    q = select(Schedule).where(Schedule.enabled.is_(True), Schedule.name != name).order_by(Schedule.name)
+    if agent is not None:
+        q = q.where((Schedule.agent == agent) | Schedule.agent.is_(None))
+    elif configured is not None:
+        q = q.where(Schedule.agent.is_(None) | Schedule.agent.in_(configured))
+    return list(s.scalars(q))
+
+
+def _warn_overlap(name: str, agent: str | None, others: list[Schedule]) -> None:
+    """One line on stderr, and the change stands: two schedules on one agent may be meant (a fast one for a while),
+    but each creates its own runs, so the agent can be run twice at the same tick."""
+    if not others:
+        return
+    shown = ", ".join(f"{o.name} ({o.kind} {o.expr}, {o.agent or 'every agent'})" for o in others)
+    click.echo(f"okxlab: warning: schedule {name} ({agent or 'every agent'}) overlaps enabled schedule(s) {shown}: "
+               "an agent on both gets runs from each, possibly at the same time; `okxlab schedules disable NAME` "
+               "turns one off", err=True)
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
+    overlaps: list[Schedule] = []
     with open_db().begin() as s:
         row = _get(s, name)
         if row.enabled != enabled:
             row.enabled = enabled
             if enabled:
                 row.last_dispatched_for = datetime.now(UTC)  # no catch-up for the time it was off
+                overlaps = _overlapping(s, name, row.agent)
             audit(s, "schedule." + ("enabled" if enabled else "disabled"), f"schedule {name} "
                   + ("enabled" if enabled else "disabled"), actor="cli", data={"schedule": name})
+        agent = row.agent
     click.echo(f"schedule {name} {'enabled' if enabled else 'disabled'}")
+    _warn_overlap(name, agent, overlaps)
 
 
 @schedules.command()

@@ -93,11 +93,15 @@ def day_window(day: date) -> Window:
     return Window(start, start + timedelta(days=1))
 
 
-def parse_day(text: str) -> date:
+def parse_day(text: str, today: date | None = None) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise UserError(f"--date {text!r} is not a date; give it as YYYY-MM-DD (UTC), e.g. 2025-01-31") from None
+    today = today or datetime.now(UTC).date()
+    if day > today:  # nothing to report yet (and a window past 9999-12-31 cannot be formed)
+        raise UserError(f"--date {text} is in the future; give a UTC day up to today ({today.isoformat()})")
+    return day
 
 
 def previous_day(now: datetime) -> date:
@@ -225,6 +229,20 @@ def _write(path: Path, content: str | bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def writable_dir(directory: Path) -> Path:
+    """Create `directory` and prove it takes a file, so an unwritable reports directory is one line before any
+    work, not a traceback after the charts are drawn."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".okxlab-write-check-{uuid.uuid4().hex[:8]}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {directory}: {exc.strerror or exc}; set OKXLAB_REPORTS_DIR "
+                        "(or OKXLAB_HOME) to a writable directory") from None
+    return directory
+
+
 def write_report(data: ReportData, directory: Path) -> BuiltReport:
     from okxlab.review import render
 
@@ -252,7 +270,7 @@ def build_report(day: date, *, sessions: sessionmaker[Session] | None = None, co
     """Gather, draw and write the report for `day`; record it in the reports table (built_at, path)."""
     sessions = sessions or session_factory()
     settings = ReviewSettings.from_config(config or load_config())
-    directory = directory or reports_dir() / day.isoformat()
+    directory = writable_dir(directory or reports_dir() / day.isoformat())
     with sessions() as s:
         data = gather(s, day, settings, progress)
     progress(f"writing {directory}")

@@ -109,4 +109,90 @@ def test_a_spot_symbol_in_an_agent_is_refused(tmp_path: Path) -> None:
     cfg.write_text('[[agents]]\nname = "spotty"\nplanner = "strategy"\nstrategy = "builtin:cash"\n'
                    'symbols = ["BTC-USDT"]\n')
     line = _one_error_line(_run(["agents", "list"], env={"OKXLAB_CONFIG": str(cfg)}))
-    assert "BTC-USDT is not a USDT-margined perpetual swap" in line
+    assert "'BTC-USDT' is not a USDT-margined perpetual swap" in line
+
+
+# ---- schedules that run the same agent ------------------------------------------------------------------------
+
+def _warnings(result) -> list[str]:  # noqa: ANN001
+    return [line for line in result.stderr.splitlines() if line.startswith("okxlab: warning: ")]
+
+
+def test_a_schedule_overlapping_an_enabled_one_is_added_with_one_warning(prepared_db: str) -> None:
+    # The seeded `every-4h` runs every agent, so a schedule for trend overlaps it.
+    result = _run(["schedules", "add", "fast", "--every", "15m", "--agent", "trend"])
+    assert result.exit_code == 0
+    (warning,) = _warnings(result)
+    assert result.stderr.strip() == warning  # the warning is the only thing on stderr
+    assert "schedule fast (trend) overlaps enabled schedule(s) every-4h (interval 4h, every agent)" in warning
+    with session_scope(prepared_db) as s:
+        assert s.scalar(select(Schedule).where(Schedule.name == "fast")).enabled  # added all the same
+    # A schedule for every agent overlaps both; the listing names each with the agent it runs.
+    result = _run(["schedules", "add", "daily", "--cron", "5 0 * * *"])
+    assert result.exit_code == 0
+    assert "every-4h (interval 4h, every agent), fast (interval 15m, trend)" in _warnings(result)[0]
+
+
+def test_no_warning_without_overlap_and_enable_warns_too(prepared_db: str) -> None:
+    assert _run(["schedules", "disable", "every-4h"]).exit_code == 0
+    quiet = [_run(["schedules", "add", "t", "--every", "1h", "--agent", "trend"]),
+             _run(["schedules", "add", "m", "--every", "1h", "--agent", "meanrev"])]  # different agents
+    assert [r.exit_code for r in quiet] == [0, 0] and all(r.stderr == "" for r in quiet)
+    # A disabled schedule overlaps nothing; enabling it again is when it starts to.
+    enabled = _run(["schedules", "enable", "every-4h"])
+    assert enabled.exit_code == 0
+    (warning,) = _warnings(enabled)
+    assert "schedule every-4h (every agent) overlaps enabled schedule(s) m (interval 1h, meanrev), t (interval 1h, " \
+           "trend)" in warning
+
+
+# ---- database URLs and their passwords ------------------------------------------------------------------------
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql://trader:{SECRET}@127.0.0.1:1/okxlab",  # nothing listens there
+    f"postgresql://postgres:{SECRET}@127.0.0.1:5432/okxlab_no_such_database",  # a server, no such database
+    f"postgresql://postgres@127.0.0.1:5432/okxlab_no_such_database?password={SECRET}",
+    f"postgresql://postgres@127.0.0.1:1/okxlab?sslmode=disable&password={SECRET}",
+    f"postgresql://postgres@127.0.0.1:5432/x?password={SECRET}&no_such_option=1",  # refused by the driver
+    f"postgresql://trader:{SECRET}@db-host:port/okxlab",  # a port that is no number
+    f"mysql://trader:{SECRET}@db-host/okxlab",  # not a database okxlab runs on
+    f"postgresql+asyncpg://trader:{SECRET}@db-host/okxlab",  # a driver that is not installed
+    f"not a url {SECRET}",
+])
+@pytest.mark.parametrize("command", [["runs", "list"], ["db", "current"], ["db", "upgrade"]])
+def test_a_database_password_is_never_shown(url: str, command: list[str]) -> None:
+    result = _run(command, env={"OKXLAB_DATABASE_URL": url})
+    line = _one_error_line(result)
+    assert SECRET not in result.output + result.stderr
+    assert "OKXLAB_DATABASE_URL" in line  # and the line says which setting to fix
+
+
+def test_redact_masks_the_userinfo_and_query_passwords() -> None:
+    from okxlab.db.session import redact, scrub
+
+    assert redact(f"postgresql://u:{SECRET}@h/db") == "postgresql://u:***@h/db"
+    assert redact(f"postgresql://u@h/db?application_name=x&password={SECRET}&sslpassword={SECRET}") == \
+        "postgresql://u@h/db?application_name=x&password=***&sslpassword=***"
+    assert redact(f"nonsense {SECRET}") == "<unparseable database URL>"
+    assert scrub(f"auth failed for {SECRET}", f"postgresql://u@h/db?password={SECRET}") == "auth failed for ***"
+
+
+def test_a_database_url_okxlab_can_use(tmp_path: Path, pg_url: str) -> None:
+    from okxlab.db.session import parse_database_url
+
+    # postgres:// and postgresql:// both mean psycopg2, the driver okxlab installs.
+    assert parse_database_url(pg_url.replace("postgresql://", "postgres://")).drivername == "postgresql+psycopg2"
+    assert parse_database_url(f"sqlite:///{tmp_path / 'x.sqlite'}").get_backend_name() == "sqlite"
+    # And such a URL works end to end (postgres:// is how Heroku-style hosts hand it out).
+    result = _run(["db", "current"], env={"OKXLAB_DATABASE_URL": pg_url.replace("postgresql://", "postgres://")})
+    assert result.exit_code == 0 and "schema" in result.output
+
+
+def test_a_sqlite_database_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    line = _one_error_line(_run(["db", "upgrade"], env={"OKXLAB_DATABASE_URL": f"sqlite:///{blocker}/db/okxlab.sqlite"}))
+    assert f"cannot create {blocker}/db for the SQLite database" in line
