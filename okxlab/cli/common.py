@@ -42,7 +42,12 @@ def open_db(*, must_exist: bool = True) -> sessionmaker[Session]:
 
 
 def config() -> Config:
-    return load_config()
+    from okxlab import log_secrets
+    from okxlab.secrets import configured_secrets
+
+    cfg = load_config()
+    log_secrets.install(configured_secrets(cfg))  # `-v` logs libraries' messages: never a configured secret
+    return cfg
 
 
 @contextmanager

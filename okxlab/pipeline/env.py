@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from okxlab import log_secrets
 from okxlab.config import AgentConfig, Config, load_config
 from okxlab.db.models import Replay, Run, utcnow
 from okxlab.db.session import session_factory
 from okxlab.errors import NotFound
 from okxlab.execution.exchange import ExchangeProvider, Venue, venue_for_book
+from okxlab.secrets import configured_secrets
 
 if TYPE_CHECKING:
     import ccxt
@@ -81,6 +83,7 @@ def build_env(config: Config | None = None, database_url: str | None = None) -> 
     from okxlab.pipeline.planners import PlannerProvider  # planners pull in openai and TA-Lib; load on demand
 
     config = config or load_config()
+    log_secrets.install(configured_secrets(config))  # workers and commands log nothing the config names as secret
     sessions = session_factory(database_url)
     return StageEnv(config=config, sessions=sessions, exchanges=ExchangeProvider(config),
                     planners=PlannerProvider(config, sessions))
