@@ -49,6 +49,39 @@ def _refuse_unreadable_settings(**_kwargs) -> None:  # noqa: ANN003
         raise SystemExit(f"okxlab: error: {exc}") from None  # not an Exception: celery's signal lets it through
 
 
+@worker_init.connect
+def _refuse_live_orders_without_the_switch(sender=None, **_kwargs) -> None:  # noqa: ANN001, ANN003
+    """A worker that takes the order queue while an agent is in live mode and live trading is not switched on
+    could only fail every order stage it is given: it refuses to start, in one line. Workers without the
+    order queue (snapshot, plan, ...) only read market data and start as usual."""
+    if sender is None or "order" not in _consumed_queues(sender):
+        return
+    from okxlab.config import live_trading_enabled, load_config
+    from okxlab.errors import UserError
+
+    if live_trading_enabled():
+        return
+    try:
+        config = load_config()
+        live = [a.name for a in config.agents if config.exchange_mode(a) == "live"]
+    except UserError as exc:
+        raise SystemExit(f"okxlab: error: {exc}") from None
+    if live:
+        raise SystemExit(
+            f"okxlab: error: this worker consumes the order queue and {_agents_are(live)} in live mode, but live "
+            "trading is disabled: set LIVE_TRADING_ENABLED=true to trade live, or OKX_MODE=demo for OKX demo trading")
+
+
+def _agents_are(names: list[str]) -> str:
+    return f"agent {names[0]} is" if len(names) == 1 else f"agents {', '.join(names)} are"
+
+
+def _consumed_queues(worker) -> set[str]:  # noqa: ANN001
+    # At worker_init the queues are already selected (-Q, -X); with neither, the worker consumes every queue
+    # in task_queues, the order queue included.
+    return set(worker.app.amqp.queues.consume_from)
+
+
 @worker_process_init.connect
 def _fresh_connections(**_kwargs) -> None:  # noqa: ANN003
     # Database connections must not cross a fork.
