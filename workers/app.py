@@ -9,21 +9,19 @@ import sys
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_ready
 
-AUTH_FLAGS = ("--basic-auth", "--basic_auth", "--auth")
+
+def refuse_unsafe_flower(argv: list[str], environ: dict[str, str]) -> str | None:
+    """When this process is Flower: why it must not start (no usable authentication, an empty address), or None.
+    Also makes 127.0.0.1 Flower's default address and puts /metrics behind auth (workers/flower_guard.py)."""
+    from workers.flower_guard import flower_args, refuse_reason
+
+    args = flower_args(argv)
+    return None if args is None else refuse_reason(args, environ)
 
 
-def require_flower_auth(argv: list[str], environ: dict[str, str]) -> str | None:
-    """Flower shows every task's arguments and can control the workers: never serve it unauthenticated.
-    Returns the reason to refuse, or None."""
-    if "flower" not in argv[1:]:
-        return None
-    if environ.get("FLOWER_BASIC_AUTH") or environ.get("FLOWER_AUTH") or any(a.startswith(AUTH_FLAGS) for a in argv):
-        return None
-    return ("Flower needs authentication: set FLOWER_BASIC_AUTH=user:password (or pass --basic-auth=user:password, "
-            "or --auth for OAuth) and start it again")
-
-
-_refusal = require_flower_auth(sys.argv, dict(os.environ))
+# Flower has no hook of its own: the check runs when `celery -A workers flower` imports this app, before Flower
+# reads its options or binds its port.
+_refusal = refuse_unsafe_flower(sys.argv, dict(os.environ))
 if _refusal:
     sys.stderr.write(f"okxlab: error: {_refusal}\n")
     sys.exit(2)
