@@ -23,10 +23,14 @@ def insert_ignore(session: Session, model: type[Base], rows: list[dict[str, Any]
     return session.execute(stmt).rowcount or 0
 
 
-def insert_new(session: Session, model: type[Base], rows: list[dict[str, Any]], conflict: list[str],
+def insert_new(session: Session, model: type[Base], rows: list[dict[str, Any]], conflict: list[str] | None,
                key: str) -> list[Any]:
     """Like insert_ignore, but returns the `key` of each row this statement actually inserted (so of two
-    racing callers, exactly one learns that it created a given row)."""
+    racing callers, exactly one learns that it created a given row).
+
+    `conflict=None` skips a row that clashes on any unique key of the table. Name one key only when it is the
+    table's only one: Postgres applies DO NOTHING to the named key alone, and a concurrent insert of the same row
+    can clash on another unique key first, which raises IntegrityError instead of skipping."""
     if not rows:
         return []
     dialect = session.get_bind().dialect.name

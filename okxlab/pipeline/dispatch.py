@@ -110,7 +110,10 @@ def create_runs(session: Session, source: str, agents: list[tuple[str, str]], sc
              "schedule_id": schedule_id, "replay_id": replay_id, "replay_of": replay_of,
              "scheduled_for": scheduled_for, "status": "pending", "created_at": now, "updated_at": now}
             for agent, book in agents]
-    created = set(insert_new(session, Run, rows, ["id"], "id"))
+    # Any unique key, not just the id: a run is also unique on (source, agent, scheduled_for), and when two
+    # dispatchers insert the same run at once, the loser can clash on that key first. It must skip the row
+    # (already dispatched by the other), not fail its whole dispatch.
+    created = set(insert_new(session, Run, rows, None, "id"))
     return [r["id"] for r in rows if r["id"] in created]
 
 

@@ -76,6 +76,7 @@ def render(r: dict[str, dict[str, Any]]) -> str:
     redis, pg, ex, hm = r.get("redis_restart"), r.get("postgres_outage"), r.get("exchange_faults"), r.get("hostile_model")
     ops, sec, suite = r.get("operator_input"), r.get("secrets"), r.get("suite", {})
     sim_restart, sim_hostile = r.get("sim_restart"), r.get("sim_hostile")
+    fl, lw, dr = r.get("flower_exposure"), r.get("live_worker"), r.get("dispatch_race")
     out = ["# Reliability: the fault suite and its figures", "",
            "okxlab promises that a run completes (or ends with a recorded reason), that an accepted decision becomes "
            "exactly one order at the exchange, and that nothing it writes holds a secret. `tests/reliability/` breaks "
@@ -174,6 +175,27 @@ def render(r: dict[str, dict[str, Any]]) -> str:
                         f"{len(sim_hostile['changed_state'])} changed an account, "
                         f"{sim_hostile['accepted_when_should_refuse']} accepted",
                         f"{sim_hostile['http_500']} HTTP 500, {sim_hostile['tracebacks']} tracebacks"))
+    if fl:
+        out.append(_row("Flower reached without its password", f"{fl['requests_without_password']} requests to "
+                        f"{fl['paths']} paths, {fl['unsafe_settings']} unsafe settings",
+                        f"{fl['answered_401']} answered 401; 2xx only on "
+                        f"{', '.join(fl['unauthenticated_2xx']) or 'none'}; {fl['refused_at_start']}/"
+                        f"{fl['unsafe_settings']} settings refused at start", "-",
+                        f"listens on {', '.join(fl['listening'])}; "
+                        f"{sum(fl['non_loopback_connects'].values())}/{len(fl['non_loopback_connects'])} "
+                        "other addresses answered", "-"))
+    if lw:
+        out.append(_row("order worker in live mode without the switch", f"{len(lw['refusals'])} refused, "
+                        f"{len(lw['started'])} allowed worker starts",
+                        f"{lw['refused']}/{len(lw['refusals'])} refused ({lw['one_line']} in one line); "
+                        f"{sum(lw['started'].values())}/{len(lw['started'])} allowed ones started", "-",
+                        "-", "-"))
+    if dr:
+        out.append(_row(f"{dr['dispatchers']} beats dispatching the same ticks at once",
+                        f"{dr['ticks']} ticks, {dr['runs_expected']} runs due",
+                        f"{dr['runs_created']}/{dr['runs_expected']} created, {dr['failed_dispatches']} "
+                        "dispatches failed", f"{dr['duplicates']} runs ({dr['started_twice']} started twice)",
+                        f"{dr['not_started']} runs not started", "-"))
     out += ["", "*Duplicates*: okxlab orders the simulator holds more than once, and (in brackets) second placements of "
             "one clOrdId that reached the exchange at all (the simulator refuses them with 51016 and counts them). "
             "*Lost data*: runs that did not complete, orders accepted by the risk engine but missing at the exchange, "
@@ -181,7 +203,8 @@ def render(r: dict[str, dict[str, Any]]) -> str:
             "production settings are slower to notice a fault and are given with each fault.", ""]
     out += _worker_kill(kill) + _redis(redis) + _postgres(pg) + _exchange(ex) + _hostile(hm) + _operator(ops) + \
         _secrets(sec) + _moment_of_the_order(ks, turns, skew, fr, venue) + \
-        _sim_restart(sim_restart, r.get("sim_restart_realtime")) + _sim_hostile(sim_hostile) + _fixes() + _rerun(suite)
+        _sim_restart(sim_restart, r.get("sim_restart_realtime")) + _sim_hostile(sim_hostile) + _flower(fl) + \
+        _live_worker(lw) + _dispatch_race(dr) + _fixes() + _rerun(suite)
     return "\n".join(out) + "\n"
 
 
@@ -416,6 +439,65 @@ def _sim_hostile(x: dict[str, Any] | None) -> list[str]:
             "of 1e-300 rested as an order; a header line over 8 kB got aiohttp's 400 and a logged traceback. Header "
             "lines over 64 kB still get aiohttp's plain 400 (logged in one line): its HTTP parser refuses them before "
             "the simulator sees a request.", ""]
+
+
+def _flower(x: dict[str, Any] | None) -> list[str]:
+    if not x:
+        return []
+    out = ["## Flower without its password", "",
+           "`tests/reliability/test_flower_exposure.py` starts Flower with the README's command "
+           "(`FLOWER_BASIC_AUTH=user:password celery -A workers flower`) and requests every path in Flower's own URL "
+           f"table without credentials: {x['requests_without_password']} requests to {x['paths']} paths (GET, and "
+           f"POST on the API), {x['answered_401']} answered 401. Answered 2xx: "
+           f"{', '.join(x['unauthenticated_2xx']) or 'none'}; open by design are {', '.join(x['open_by_design'])} "
+           "(`OK` for probes; a static signed-out page). `/metrics` is behind the password too (Flower serves it "
+           "open; okxlab does not), and with the password every page answers 200: "
+           + ", ".join(f"{p} {c}" for p, c in x["pages_with_password"].items()) + ". "
+           f"Flower listens on {', '.join(x['listening'])} only (read from /proc/net/tcp*); connections to this "
+           "machine's other addresses: " + (", ".join(f"{a} {'answered' if ok else 'refused'}"
+                                                       for a, ok in x["non_loopback_connects"].items()) or "none")
+           + f"; with FLOWER_ADDRESS=127.0.0.2 it listens on {', '.join(x['flower_address_override'])}.", "",
+           f"Settings that look like authentication but are not, refused at start ({x['refused_at_start']}/"
+           f"{x['unsafe_settings']}, each with one line and exit 2). okxlab's earlier check looked for flag names "
+           "and a non-empty FLOWER_BASIC_AUTH or FLOWER_AUTH: `--auth=`, a bare `--auth_provider=`, "
+           "`--auth_provider` alone and a flowerconfig.py emptying the password all started a Flower that served "
+           "every page to anyone; a credential with an empty part let in whoever sent only a user name (or only a "
+           "password); the OAuth cases started a Flower nobody could sign in to.", "",
+           _row("setting", "exit", "the line"), _row("---", "---", "---")]
+    out += [_row(c["case"], c["exit"], "`" + c["line"].replace("|", "\\|") + "`") for c in x["refusals"]]
+    return out + [""]
+
+
+def _live_worker(x: dict[str, Any] | None) -> list[str]:
+    if not x:
+        return []
+    out = ["## A worker that would send orders live without the switch", "",
+           "`tests/reliability/test_live_worker.py` starts `celery -A workers worker` processes with an agent in "
+           "live mode (`OKX_MODE=live`). Workers whose queues include `order` refuse to start, in one line, "
+           "unless `LIVE_TRADING_ENABLED=true`; before, they started and failed every order stage they took.", "",
+           _row("queues", "exit", "the line"), _row("---", "---", "---")]
+    out += [_row(c["queues"], c["exit"], "`" + (c["lines"][-1] if c["lines"] else "") + "`") for c in x["refusals"]]
+    out += ["", "Allowed to start: " + ", ".join(f"{k} ({'started' if v else 'DID NOT START'})"
+                                                 for k, v in x["started"].items()) + ".", ""]
+    return out
+
+
+def _dispatch_race(x: dict[str, Any] | None) -> list[str]:
+    if not x:
+        return []
+    return ["## Two beats dispatching at once", "",
+            f"`tests/reliability/test_dispatch_race.py`: {x['dispatchers']} dispatchers (what the `okxlab.dispatch` "
+            f"task runs, each in its own thread and connection) dispatch the same {x['ticks']} ticks of "
+            f"{x['schedules']} schedules on real Postgres. A test-only trigger in the test's database holds every "
+            "dispatcher's INSERT of runs just before its conflict check until all of them are there, so they "
+            f"collide at every tick ({x['held_together']} of {x['ticks']}). Runs due: {x['runs_expected']}; "
+            f"created: {x['runs_created']} ({x['duplicates']} duplicates); started: {x['runs_started']} "
+            f"({x['started_twice']} twice, {x['not_started']} never; by dispatcher: "
+            + ", ".join(f"{k}: {v}" for k, v in x["starts_by_dispatcher"].items()) + "); dispatches failed: "
+            f"{x['failed_dispatches']}. Before the fix, 11 to 30 of the 180 dispatches failed with an IntegrityError "
+            "on `uq_runs_source_agent_scheduled_for`: the insert skipped clashes on the run id only, and the loser "
+            "of the race clashed on the other unique key first. Now a clash on any unique key means the run is "
+            "already dispatched.", ""]
 
 
 def _fixes() -> list[str]:
