@@ -5,7 +5,9 @@ celery.schedules. Intervals are aligned to the epoch, so "4h" fires at 00:00, 04
 creates, for each due schedule, one run per agent for the most recent due tick; a run's id is derived from
 (schedule, agent, scheduled_for) and the table is unique on that triple, so dispatching the same tick twice
 creates nothing new. Ticks missed while nothing was dispatching are not backfilled (trading on an old tick
-is worse than not trading); they are noted in the audit log.
+is worse than not trading); they are noted in the audit log. So is a tick found too late to trade on: older
+than its expiry (half its period, between 30 s and 10 min) when a dispatch first sees it, as after beat or the
+dispatch workers were down.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _INTERVAL = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL = timedelta(seconds=10)
 MAX_CATCH_UP = timedelta(days=2)  # how far back a crontab walk starts, after long downtime
+MIN_EXPIRY, MAX_EXPIRY = timedelta(seconds=30), timedelta(minutes=10)
 
 
 class ScheduleError(UserError):
@@ -60,6 +63,13 @@ class ParsedSchedule:
             ticks.append(nxt)
             cursor = nxt
         return (ticks[-1], len(ticks) - 1) if ticks else (None, 0)
+
+
+def tick_expiry(parsed: ParsedSchedule, tick: datetime) -> timedelta:
+    """How late a tick may still be dispatched: half the schedule's period there, at least 30 s (a dispatch
+    runs every 10 s) and at most 10 min (a decision taken later than that is not the one scheduled)."""
+    period = parsed.interval if parsed.interval is not None else next_fire(parsed.cron, tick) - tick
+    return min(max(period / 2, MIN_EXPIRY), MAX_EXPIRY)
 
 
 def next_fire(cron: crontab, after: datetime) -> datetime:
@@ -121,8 +131,16 @@ def dispatch_due(session: Session, config: Config, now: datetime) -> list[str]:
     """Create the runs due at `now` for every enabled schedule. Returns the new run ids."""
     new: list[str] = []
     for sched in session.scalars(select(Schedule).where(Schedule.enabled.is_(True)).order_by(Schedule.id)):
-        tick, missed = parse_schedule(sched.kind, sched.expr).latest_tick(now, sched.last_dispatched_for)
+        parsed = parse_schedule(sched.kind, sched.expr)
+        tick, missed = parsed.latest_tick(now, sched.last_dispatched_for)
         if tick is None:
+            continue
+        if now - tick > tick_expiry(parsed, tick):
+            audit(session, "schedule.stale_tick", f"schedule {sched.name}: tick {tick.isoformat()} found "
+                  f"{(now - tick).total_seconds():.0f} s late (expiry {tick_expiry(parsed, tick).total_seconds():.0f} s); "
+                  "recorded as missed, not traded", data={"schedule": sched.name, "tick": tick.isoformat(),
+                                                          "late_s": (now - tick).total_seconds()})
+            sched.last_dispatched_for = tick
             continue
         names = [sched.agent] if sched.agent else list(config.agent_names)
         agents = [(a.name, config.exchange_mode(a)) for a in config.agents if a.name in names]

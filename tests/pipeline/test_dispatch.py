@@ -89,3 +89,37 @@ def test_disabled_schedules_and_single_agent_schedules(db_url: str) -> None:
         agents = s.scalars(select(Run.agent)).all()
         missed = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.kind == "schedule.missed_ticks"))
     assert len(new) == 1 and agents == ["trend"] and missed == 0
+
+
+def test_a_tick_found_after_its_expiry_is_recorded_as_missed_not_traded(db_url: str) -> None:
+    """Beat down from before 04:00 to 07:44: the 04:00 tick of a 4h schedule is not traded at 07:44."""
+    config = load_config()
+    with session_scope(db_url) as s:
+        sync_agents(s, config)
+        s.add(Schedule(name="every-4h", agent="trend", kind="interval", expr="4h", enabled=True,
+                       last_dispatched_for=T0 - timedelta(hours=4)))
+        s.add(Schedule(name="quarterly", agent="trend", kind="crontab", expr="*/15 * * * *", enabled=True,
+                       last_dispatched_for=T0 - timedelta(minutes=15)))
+    late = T0 + timedelta(hours=3, minutes=44)
+    with session_scope(db_url) as s:
+        new = dispatch_due(s, config, late)
+        stale = s.scalars(select(AuditEvent).where(AuditEvent.kind == "schedule.stale_tick")).all()
+        marks = {sch.name: sch.last_dispatched_for for sch in s.scalars(select(Schedule))}
+    # the 4h tick (08:00 + 0) is 3 h 44 min old: missed; the quarter-hour one (11:30) is 14 min old: missed too
+    assert new == [] and len(stale) == 2
+    assert marks["every-4h"] == T0 and marks["quarterly"] == T0 + timedelta(hours=3, minutes=30)
+    assert "recorded as missed, not traded" in stale[0].message
+    # within the expiry (half the period: 7.5 min for the quarter-hour schedule) the next tick trades
+    with session_scope(db_url) as s:
+        fresh = dispatch_due(s, config, T0 + timedelta(hours=3, minutes=45, seconds=20))
+    assert len(fresh) == 1
+
+
+@pytest.mark.parametrize(("kind", "expr", "expiry_s"), [
+    ("interval", "10s", 30), ("interval", "15m", 450), ("interval", "4h", 600), ("crontab", "5 */4 * * *", 600),
+])
+def test_tick_expiry_is_half_the_period_between_30_s_and_10_min(kind: str, expr: str, expiry_s: int) -> None:
+    from okxlab.pipeline.dispatch import tick_expiry
+
+    tick = T0 + timedelta(minutes=5) if kind == "crontab" else T0  # a tick of the schedule: 08:05 fires
+    assert tick_expiry(parse_schedule(kind, expr), tick).total_seconds() == expiry_s

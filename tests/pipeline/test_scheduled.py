@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,8 +41,9 @@ def test_dispatch_runs_due_schedules_through_the_workers(pg_url: str, redis_pref
 
     with running_pipeline(pg_url, REDIS_URL, redis_prefix, tmp_path, CONFIG) as p:
         with p.env.sessions.begin() as s:
-            s.add(m.Schedule(name="every-15m", kind="interval", expr="15m", enabled=True,
-                             last_dispatched_for=p.env.now() - timedelta(minutes=15)))
+            # every 10 s: its latest tick is always fresh (a tick older than its expiry is not traded)
+            s.add(m.Schedule(name="every-10s", kind="interval", expr="10s", enabled=True,
+                             last_dispatched_for=p.env.now() - timedelta(seconds=10)))
         dispatch.delay()  # what beat sends every 10 s
         deadline = time.monotonic() + 30
         while True:
@@ -53,7 +55,8 @@ def test_dispatch_runs_due_schedules_through_the_workers(pg_url: str, redis_pref
             time.sleep(0.1)
         statuses = wait_for(p.env, [r.id for r in runs], 60)
         # a second dispatch of the same tick starts nothing new
-        assert dispatch_and_start(start_run, p.env) == 0
+        same_tick = replace(p.env, now=lambda: runs[0].scheduled_for + timedelta(seconds=1))
+        assert dispatch_and_start(start_run, same_tick) == 0
         with p.env.sessions() as s:
             runs = {r.agent: r for r in s.scalars(select(m.Run))}
             orders = s.scalars(select(m.Order)).all()
