@@ -2,6 +2,8 @@
 
 Celery's task metrics come from Flower's /metrics; these are the trading system's: runs by status, stage
 latency, each agent's equity and trading state, open orders, reconciliation results, the global pause.
+Per-book series cover the trading books (sim, demo, live) and the replays still running: a finished replay's
+book leaves the metrics, so alerts and panels see only what is trading now.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from okxlab.db.models import EquitySnapshot, Order, Reconciliation, RiskStateRecord, Run, StageRecord, utcnow
+from okxlab.db.models import (
+    EquitySnapshot,
+    Order,
+    Reconciliation,
+    Replay,
+    RiskStateRecord,
+    Run,
+    StageRecord,
+    utcnow,
+)
 from okxlab.risk.switches import global_pause
 
 RECENT = timedelta(hours=24)
@@ -26,6 +37,11 @@ def _latest_per_book(s: Session, model: Any, column: Any) -> Any:
     """(agent, book, column) of the newest row of `model` per agent and book."""
     newest = select(model.agent, model.book, func.max(model.id).label("id")).group_by(model.agent, model.book).subquery()
     return s.execute(select(model.agent, model.book, column).join(newest, model.id == newest.c.id))
+
+
+def _ended_replay_books(s: Session) -> set[str]:
+    """The books of replays that have ended: left out of the per-book series."""
+    return {f"replay:{rid}" for rid in s.scalars(select(Replay.id).where(Replay.status != "running"))}
 
 
 class OkxlabCollector(Collector):
@@ -62,13 +78,17 @@ class OkxlabCollector(Collector):
 
             equity = GaugeMetricFamily("okxlab_agent_equity_usdt", "Each agent's latest equity, by book",
                                        labels=["agent", "book"])
+            ended = _ended_replay_books(s)
             for agent, book, value in _latest_per_book(s, EquitySnapshot, EquitySnapshot.equity):
-                equity.add_metric([agent, book], value)
+                if book not in ended:
+                    equity.add_metric([agent, book], value)
             yield equity
 
             state = GaugeMetricFamily("okxlab_agent_trading_state", "1 for the agent's current trading state, by book",
                                       labels=["agent", "book", "state"])
             for row in s.scalars(select(RiskStateRecord)):
+                if row.book in ended:
+                    continue
                 for name in TRADING_STATES:
                     state.add_metric([row.agent, row.book, name], 1.0 if row.trading_state == name else 0.0)
             yield state
@@ -84,7 +104,8 @@ class OkxlabCollector(Collector):
             recon = GaugeMetricFamily("okxlab_ledger_reconciled", "1 if the agent's latest reconciliation matched",
                                       labels=["agent", "book"])
             for agent, book, ok in _latest_per_book(s, Reconciliation, Reconciliation.ok):
-                recon.add_metric([agent, book], 1.0 if ok else 0.0)
+                if book not in ended:
+                    recon.add_metric([agent, book], 1.0 if ok else 0.0)
             yield recon
 
             paused = GaugeMetricFamily("okxlab_global_pause", "1 while the global trading pause is in force")
