@@ -49,6 +49,7 @@ def main(verbose: bool) -> None:
 
 def _register() -> None:
     from okxlab.cli import agents, db, demo, risk, runs, schedules
+    from okxlab.cli.api import api, tokens
     from okxlab.cli.ledger import reconcile
     from okxlab.cli.metrics import metrics
     from okxlab.cli.review import leaderboard, report
@@ -56,7 +57,7 @@ def _register() -> None:
     from okxlab.cli.strategies import strategies
 
     for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, demo.demo, leaderboard, report,
-                    reconcile, metrics, sim, strategies):
+                    reconcile, metrics, sim, strategies, api, tokens):
         main.add_command(command)
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -13,14 +12,14 @@ import click
 from okxlab.cli.common import config, echo_json, fail, open_db
 from okxlab.config import database_url
 from okxlab.errors import UserError
-from okxlab.review.leaderboard import books, build_leaderboard, default_book, render_table
-from okxlab.review.metrics import Window
-from okxlab.review.report import deliver, parse_day, previous_day
+from okxlab.review.leaderboard import render_table
+from okxlab.review.report import parse_day, previous_day
 from okxlab.review.settings import ReviewSettings
+from okxlab.service import leaderboard as service
+from okxlab.service.leaderboard import parse_when  # noqa: F401  (the CLI's time forms, importable from here)
+from okxlab.service.reports import build_and_send
 
 F = TypeVar("F", bound=Callable[..., Any])
-_SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def one_line_errors(fn: F) -> F:
@@ -35,28 +34,6 @@ def one_line_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
-    """A point in time: YYYY-MM-DD (midnight UTC), an ISO time (UTC unless it says otherwise), or a span back
-    from now such as 30m, 12h, 7d, 2w."""
-    raw = text.strip()
-    span = _SPAN.match(raw)
-    if span:
-        try:
-            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
-        except OverflowError:  # more days than a date can count back
-            raise UserError(f"{option} {text!r} reaches back before the year 1; give a shorter span or a date") from None
-    try:
-        return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
-    except ValueError:
-        pass
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise UserError(f"{option} {text!r} is not a time; use YYYY-MM-DD, an ISO time like 2025-01-31T08:00, "
-                        "or a span back from now like 12h or 7d") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @click.command()
 @click.option("--since", help="Window start: YYYY-MM-DD, an ISO time (UTC), or a span back from now (12h, 7d). "
                               "Default: the book's beginning.")
@@ -67,23 +44,16 @@ def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
 def leaderboard(since: str | None, until: str | None, book: str | None, as_json: bool) -> None:
     """Every agent ranked by return, beside cash and buy-and-hold BTC on the same window, with a bootstrap
     interval telling whether each lead is more than noise."""
-    now = datetime.now(UTC)
-    window = Window(parse_when(since, "--since", now) if since else None, parse_when(until, "--until", now) if until else None)
-    if window.start and window.end and window.start >= window.end:
-        raise UserError(f"--since ({window.start:%Y-%m-%d %H:%M}) must be before --until ({window.end:%Y-%m-%d %H:%M})")
+    window = service.window(since, until)
     settings = ReviewSettings.from_config(config())
     with open_db()() as s:
-        known = books(s)
-        if book is not None and book not in known:
-            raise UserError(f"no runs in book {book!r}; books with runs: {', '.join(known) or 'none yet'}")
-        chosen = book or default_book(s)
-        if chosen is None:
-            if as_json:
-                echo_json({"version": 1, "book": None, "window": window.to_json(), "agents": [], "baselines": []})
-            else:
-                click.echo("no runs yet; `okxlab demo` makes some")
-            return
-        board = build_leaderboard(s, chosen, window, settings)
+        board = service.leaderboard(s, settings, book, window)
+    if board is None:
+        if as_json:
+            echo_json(service.empty(window))
+        else:
+            click.echo("no runs yet; `okxlab demo` makes some")
+        return
     if as_json:
         echo_json(board.to_json())
     else:
@@ -102,6 +72,6 @@ def report(day: str | None, send: bool, resend: bool) -> None:
     cfg = config()
     ReviewSettings.from_config(cfg)  # a bad [review] table fails here, before any work
     open_db()
-    outcome = deliver(when, send=send, resend=resend, url=database_url(), config=cfg,
-                      progress=lambda m: click.echo(f"okxlab: {m}", err=True))
+    outcome = build_and_send(when, cfg, database_url(), send=send, resend=resend,
+                             progress=lambda m: click.echo(f"okxlab: {m}", err=True))
     click.echo(outcome.message)

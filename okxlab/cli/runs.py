@@ -6,11 +6,10 @@ import json
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from okxlab.cli.common import echo_json, fmt, open_db, table
-from okxlab.db.models import Run
-from okxlab.review.trail import run_summary, run_trail
+from okxlab.service import runs as service
+from okxlab.service.runs import RunFilter
 
 
 @click.group()
@@ -26,12 +25,7 @@ def runs() -> None:
 def list_(agent: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
     with open_db()() as s:
-        q = select(Run).order_by(Run.scheduled_for.desc(), Run.agent).limit(limit)
-        if agent:
-            q = q.where(Run.agent == agent)
-        if status:
-            q = q.where(Run.status == status)
-        rows = [run_summary(r) for r in s.scalars(q)]
+        rows, _ = service.list_runs(s, RunFilter(agent=agent, status=status), limit)
     if as_json:
         echo_json(rows)
         return
@@ -59,7 +53,7 @@ def _ms(value: float | None) -> str:
 def show(run_id: str, as_json: bool, full: bool) -> None:
     """One run's whole trail, stage by stage."""
     with open_db()() as s:
-        trail = run_trail(s, run_id, full=full)
+        trail = service.show(s, run_id, full=full)
     if as_json:
         echo_json(trail)
         return

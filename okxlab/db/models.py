@@ -470,3 +470,29 @@ class Report(Base):
     sent_at: Mapped[datetime | None]
     recipients: Mapped[list[Any]] = mapped_column(Json, default=list)
     send_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiToken(Base):
+    """A token of the HTTP API. Only the SHA-256 of the token is kept: the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    scope: Mapped[str] = mapped_column(String(8))  # read | operate | admin
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(40))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` of a request that creates something: the same key returns what the first made."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(40))
+    result: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

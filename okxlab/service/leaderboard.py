@@ -1,0 +1,60 @@
+"""The leaderboard of one book over a window, with baselines and the bootstrap noise check."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from okxlab.errors import NotFound, UserError
+from okxlab.review.leaderboard import Leaderboard, books, build_leaderboard, default_book
+from okxlab.review.metrics import Window
+from okxlab.review.settings import ReviewSettings
+
+_SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
+    """A point in time: YYYY-MM-DD (midnight UTC), an ISO time (UTC unless it says otherwise), or a span back
+    from now such as 30m, 12h, 7d, 2w."""
+    raw = text.strip()
+    span = _SPAN.match(raw)
+    if span:
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+        except OverflowError:  # more days than a date can count back
+            raise UserError(f"{option} {text!r} reaches back before the year 1; give a shorter span or a date") from None
+    try:
+        return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise UserError(f"{option} {text!r} is not a time; use YYYY-MM-DD, an ISO time like 2025-01-31T08:00, "
+                        "or a span back from now like 12h or 7d") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def window(since: str | None, until: str | None, names: tuple[str, str] = ("--since", "--until")) -> Window:
+    now = datetime.now(UTC)
+    w = Window(parse_when(since, names[0], now) if since else None, parse_when(until, names[1], now) if until else None)
+    if w.start and w.end and w.start >= w.end:
+        raise UserError(f"{names[0]} ({w.start:%Y-%m-%d %H:%M}) must be before {names[1]} ({w.end:%Y-%m-%d %H:%M})")
+    return w
+
+
+def leaderboard(s: Session, settings: ReviewSettings, book: str | None, w: Window) -> Leaderboard | None:
+    """The board of `book` (default: the most recently active one); None when nothing has run yet."""
+    known = books(s)
+    if book is not None and book not in known:
+        raise NotFound(f"no runs in book {book!r}; books with runs: {', '.join(known) or 'none yet'}")
+    chosen = book or default_book(s)
+    return None if chosen is None else build_leaderboard(s, chosen, w, settings)
+
+
+def empty(w: Window) -> dict[str, Any]:
+    return {"version": 1, "book": None, "window": w.to_json(), "agents": [], "baselines": []}
