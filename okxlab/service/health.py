@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from okxlab.config import Config, broker_url
+from okxlab.config import Config, broker_url, database_url
 from okxlab.db.models import Run, Schedule, utcnow
-from okxlab.db.session import redact
+from okxlab.db.session import redact, scrub
 from okxlab.pipeline.dispatch import parse_schedule, tick_expiry
 
 TIMEOUT = 2.0  # seconds, per check; the checks run side by side
@@ -87,4 +87,6 @@ def _outcome(future: Any) -> dict[str, Any]:
         return future.result(timeout=TIMEOUT * 3)
     except Exception as exc:  # any failure of a part is its state, reported in one line
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        for url in (database_url(), broker_url()):  # a driver's message may quote a URL with its password
+            detail = scrub(detail, url)
         return {"ok": False, "error": f"{type(exc).__name__}: {detail}"}
