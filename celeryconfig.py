@@ -63,6 +63,7 @@ task_routes = {
     "okxlab.reconcile_runs": {"queue": "dispatch", "routing_key": "dispatch"},
     "okxlab.nightly_report": {"queue": "review", "routing_key": "review"},
     "okxlab.reconcile_ledgers": {"queue": "review", "routing_key": "review"},
+    "okxlab.replay_range": {"queue": "replay", "routing_key": "replay"},
 }
 
 # Celery's consumer, except that a failed clean-up of a lost broker connection never ends the worker

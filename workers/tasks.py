@@ -102,3 +102,16 @@ def reconcile_ledgers(self: Task) -> dict:
     env = default_env()
     results = [reconcile(env, a, env.config.exchange_mode(a), source="beat") for a in env.config.agents]
     return {"checked": len(results), "mismatched": [r.agent for r in results if not r.ok]}
+
+
+@app.task(name="okxlab.replay_range", bind=True, acks_late=True)
+def replay_range(self: Task, replay_id: int, mode: str) -> dict:
+    """A replay range requested over HTTP, run in this worker in-process (inline or fast mode)."""
+    from okxlab.pipeline.env import default_env
+    from okxlab.service.replays import run_queued
+
+    return run_queued(default_env(), replay_id, mode)
+
+
+def queue_replay(replay_id: int, mode: str) -> None:
+    replay_range.apply_async(args=[replay_id, mode])

@@ -20,6 +20,7 @@ class ApiContext:
     public: bool  # GETs without a token (a public arena); everything else still needs one
     start_run: Callable[..., None]  # sends a run's stage chain to the broker
     ping_workers: Callable[[float], dict[str, Any]]  # Celery worker name → reply, within a timeout
+    queue_replay: Callable[[int, str], None]  # sends a requested replay to the replay queue
 
 
 def ctx(request: Request) -> ApiContext:

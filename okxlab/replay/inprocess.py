@@ -732,15 +732,16 @@ def run_inprocess(env: StageEnv, replay: Replay, simulator: Simulator, *, mode: 
 def replay_in_process(env: StageEnv, *, agents: list[str], start: datetime, end: datetime, bar: str, mode: str,
                       data_paths: tuple[str, ...] = (), offline_planners: bool = False,
                       progress: Progress | None = None, simulator: Simulator | None = None,
-                      full_records: bool | None = None) -> InProcessResult:
-    """`replay range --mode inline|fast`: a replay row, an in-process simulator, the drive."""
+                      full_records: bool | None = None, replay: Replay | None = None) -> InProcessResult:
+    """`replay range --mode inline|fast`: a replay row (`replay`, when one was created already, as for a replay
+    requested over HTTP), an in-process simulator, the drive."""
     from okxlab.replay.range import create_replay
 
     if mode not in MODES:
         raise UserError(f"--mode {mode!r} is not an in-process mode ({', '.join(MODES)})")
     sim = simulator or Simulator(agents=env.config, data_paths=data_paths, default_clock="replay")
-    replay = create_replay(env, kind="range", agents=agents, start=start, end=end, bar=bar,
-                           offline_planners=offline_planners, fresh_llm=False)
+    replay = replay or create_replay(env, kind="range", agents=agents, start=start, end=end, bar=bar,
+                                     offline_planners=offline_planners, fresh_llm=False)
     try:
         return run_inprocess(env, replay, sim, mode=mode, progress=progress, full_records=full_records)
     except BaseException:

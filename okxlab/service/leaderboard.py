@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from okxlab.db.models import EquitySnapshot, Fill, Run
 from okxlab.errors import NotFound, UserError
 from okxlab.review.leaderboard import Leaderboard, books, build_leaderboard, default_book
 from okxlab.review.metrics import Window
@@ -49,11 +53,53 @@ def window(since: str | None, until: str | None, names: tuple[str, str] = ("--si
 
 def leaderboard(s: Session, settings: ReviewSettings, book: str | None, w: Window) -> Leaderboard | None:
     """The board of `book` (default: the most recently active one); None when nothing has run yet."""
+    chosen = _chosen(s, book)
+    return None if chosen is None else build_leaderboard(s, chosen, w, settings)
+
+
+def _chosen(s: Session, book: str | None) -> str | None:
     known = books(s)
     if book is not None and book not in known:
         raise NotFound(f"no runs in book {book!r}; books with runs: {', '.join(known) or 'none yet'}")
-    chosen = book or default_book(s)
-    return None if chosen is None else build_leaderboard(s, chosen, w, settings)
+    return book or default_book(s)
+
+
+def _book_version(s: Session, book: str) -> tuple[Any, ...]:
+    """Changes whenever anything the board reads changes: every stage moves its run's updated_at, and equity and
+    fills only ever gain rows."""
+    runs = s.execute(select(func.count(), func.max(Run.updated_at)).where(Run.book == book)).one()
+    equity = s.scalar(select(func.max(EquitySnapshot.id)).where(EquitySnapshot.book == book))
+    fills = s.scalar(select(func.max(Fill.id)).where(Fill.book == book))
+    return (*runs, equity, fills)
+
+
+class BoardCache:
+    """The last few boards as JSON, keyed by book, window, settings and the book's version: a board takes
+    seconds to compute (metrics, bootstrap intervals) and is asked for far more often than a book changes.
+    Only fixed windows are kept; a window relative to now (`7d`) is computed each time."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size, self._boards, self._lock = size, OrderedDict(), threading.Lock()
+
+    def board(self, s: Session, settings: ReviewSettings, book: str | None, since: str | None,
+              until: str | None, names: tuple[str, str] = ("since", "until")) -> dict[str, Any]:
+        w = window(since, until, names)
+        chosen = _chosen(s, book)
+        if chosen is None:
+            return empty(w)
+        fixed = not any(v and _SPAN.match(v.strip()) for v in (since, until))
+        key = (chosen, w.start, w.end, repr(settings), _book_version(s, chosen)) if fixed else None
+        with self._lock:
+            if key is not None and key in self._boards:
+                self._boards.move_to_end(key)
+                return self._boards[key]
+        board = build_leaderboard(s, chosen, w, settings).to_json()
+        if key is not None:
+            with self._lock:
+                self._boards[key] = board
+                while len(self._boards) > self.size:
+                    self._boards.popitem(last=False)
+        return board
 
 
 def empty(w: Window) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.agents import sync_agents
+from okxlab.config import Config
 from okxlab.db.models import IdempotencyKey, utcnow
 from okxlab.db.ops import audit, insert_new
 from okxlab.errors import UserError
@@ -20,6 +22,15 @@ from okxlab.service.risk import Conflict
 
 OPERATION = "plans.execute"
 MAX_KEY = 200
+
+
+def stage_env(config: Config, sessions: sessionmaker[Session]) -> StageEnv:
+    """What the stages need, on the caller's database and config (exchange clients and planners load lazily)."""
+    from okxlab.execution.exchange import ExchangeProvider
+    from okxlab.pipeline.planners import PlannerProvider
+
+    return StageEnv(config=config, sessions=sessions, exchanges=ExchangeProvider(config),
+                    planners=PlannerProvider(config, sessions))
 
 
 def execute(env: StageEnv, agent: str, *, key: str | None, actor: str, start: Callable[[str], None]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class Api:
     app: Any
     url: str
     tokens: dict[str, str]  # scope (or "revoked") → token
-    queue: Any  # length of the snapshot queue on the test broker
+    queue: Any  # length of a queue (default: snapshot) on the test broker
 
     def as_(self, who: str | None) -> dict[str, str]:
         return {"X-API-Token": self.tokens[who]} if who else {}
@@ -92,18 +92,18 @@ def make_tokens(url: str) -> dict[str, str]:
 
 @pytest.fixture
 def broker(redis_prefix: str) -> Iterator[Any]:
-    """The Celery app pointed at the test Redis; yields a function counting the snapshot queue's messages.
-    The queue is emptied afterwards, so no later test's worker picks up a run of this test's database."""
+    """The Celery app pointed at the test Redis; yields a function counting a queue's messages. The queues are
+    emptied afterwards, so no later test's worker picks up a run of this test's database."""
     from workers.app import app
 
     # Set here, not through the environment: celeryconfig reads it once, when the app is first imported.
     app.conf.broker_url = REDIS_URL
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "global_keyprefix": redis_prefix}
     r = redis.Redis.from_url(REDIS_URL)
-    key = f"{redis_prefix}snapshot"
-    r.delete(key)
-    yield lambda: r.llen(key)
-    r.delete(key)
+    keys = [f"{redis_prefix}{queue}" for queue in ("snapshot", "replay")]
+    r.delete(*keys)
+    yield lambda queue="snapshot": r.llen(f"{redis_prefix}{queue}")
+    r.delete(*keys)
 
 
 @pytest.fixture

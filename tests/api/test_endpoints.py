@@ -186,3 +186,16 @@ def test_execute_race_on_one_key_makes_one_run(api: Api) -> None:
     with session_scope(api.url) as s:
         assert s.scalar(select(func.count()).select_from(Run).where(Run.source.like("api:%"))) == 1
     assert api.queue() == before + 1
+
+
+def test_a_cached_leaderboard_follows_new_data(api: Api) -> None:
+    from tests.review.builders import Ledger, at
+
+    params = {"book": "sim", "since": "2025-03-10", "until": "2025-03-11"}
+    first = api.get("/leaderboard", params=params).json()
+    assert api.get("/leaderboard", params=params).json() == first
+    with session_scope(api.url) as s:
+        Ledger(s, "sim").run("flat", at(23), equity=20_000.0)  # a new run and equity point in the window
+    changed = api.get("/leaderboard", params=params).json()
+    flat = next(a for a in changed["agents"] if a["agent"] == "flat")
+    assert changed["agents"][0]["agent"] == "flat" and flat["return"] > 0.9, flat["return"]

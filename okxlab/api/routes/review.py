@@ -17,6 +17,7 @@ from okxlab.review.settings import ReviewSettings
 from okxlab.service import leaderboard, reports
 
 router = APIRouter()
+BOARDS = leaderboard.BoardCache()
 
 
 @router.get("/leaderboard", tags=["review"], responses={**READ_ERRORS, **errors(400)})
@@ -25,11 +26,9 @@ def board(book: str | None = Query(None, max_length=24),
           until: str | None = Query(None, max_length=40), _: Caller = Depends(READ),
           c: ApiContext = Depends(ctx)) -> dict[str, Any]:
     """Every agent of a book ranked by return, beside cash and buy-and-hold, with the bootstrap noise check."""
-    window = leaderboard.window(since, until, ("since", "until"))
     settings = ReviewSettings.from_config(c.config)
     with c.sessions() as s:
-        lb = leaderboard.leaderboard(s, settings, book, window)
-    return leaderboard.empty(window) if lb is None else lb.to_json()
+        return BOARDS.board(s, settings, book, since, until)
 
 
 @router.get("/reports", tags=["review"], responses=READ_ERRORS)

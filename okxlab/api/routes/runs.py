@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 from okxlab.api.auth import OPERATE, READ, Caller
 from okxlab.api.context import ApiContext, ctx
 from okxlab.api.responses import READ_ERRORS, WRITE_ERRORS, errors
-from okxlab.pipeline.env import StageEnv
 from okxlab.service import plans, runs
 from okxlab.service.leaderboard import parse_when
 
@@ -58,9 +57,5 @@ def execute(body: ExecuteBody, idempotency_key: str | None = Header(None, max_le
             caller: Caller = Depends(OPERATE), c: ApiContext = Depends(ctx)) -> Executed:
     """Dispatch a trading run of an agent now, through the workers. With an `Idempotency-Key`, repeating the
     request (or racing it) returns the same run and starts nothing more."""
-    from okxlab.execution.exchange import ExchangeProvider
-    from okxlab.pipeline.planners import PlannerProvider
-
-    env = StageEnv(config=c.config, sessions=c.sessions, exchanges=ExchangeProvider(c.config),
-                   planners=PlannerProvider(c.config, c.sessions))
+    env = plans.stage_env(c.config, c.sessions)
     return Executed(**plans.execute(env, body.agent, key=idempotency_key, actor=caller.actor, start=c.start_run))
