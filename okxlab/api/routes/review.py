@@ -13,6 +13,7 @@ from okxlab.api.auth import OPERATE, READ, Caller
 from okxlab.api.context import ApiContext, ctx
 from okxlab.api.responses import READ_ERRORS, WRITE_ERRORS, errors
 from okxlab.db.ops import audit
+from okxlab.review.report import parse_day
 from okxlab.review.settings import ReviewSettings
 from okxlab.service import leaderboard, reports
 
@@ -66,6 +67,7 @@ class Sent(BaseModel):
 def send(day: date, body: SendBody | None = None, caller: Caller = Depends(OPERATE),
          c: ApiContext = Depends(ctx)) -> Sent:
     """Build the day's report and email it (once per day unless `resend`)."""
+    parse_day(day.isoformat())  # a day after today is refused, as `okxlab report --date` does
     outcome = reports.build_and_send(day, c.config, c.database_url, send=True, resend=bool(body and body.resend))
     with c.sessions.begin() as s:
         audit(s, "report.send_requested", f"report for {day}: {outcome.message}", actor=caller.actor,
