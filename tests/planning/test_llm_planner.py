@@ -354,3 +354,14 @@ def test_redact() -> None:
     assert "ABCD" not in redact("Your api key: ****ABCD is invalid", [])
     assert redact("Authorization: Bearer abc.def", []) == "Authorization: Bearer [redacted]"
     assert redact("nothing secret here", [key]) == "nothing secret here"
+
+
+def test_redact_keeps_pace_with_a_hostile_answer() -> None:
+    # A model's answer may be one 200,000-character token: a backtracking pattern around the stars took
+    # quadratic time on it and stalled the planning worker (this test then runs into the suite's timeout).
+    key = "sk-abcdef0123456789ABCDEF"
+    token = "{" * 200_000
+    assert redact(token, [key]) == token
+    assert redact("x" * 200_000 + "***" + "y" * 200_000 + " kept", [key]) == "[redacted] kept"
+    assert redact("a " * 100_000 + key[:9] + "!", [key]) == "a " * 100_000 + "[redacted]!"
+    assert redact("one ab***cd two ***, three", []) == "one [redacted] two [redacted], three"
