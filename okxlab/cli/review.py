@@ -13,6 +13,7 @@ import click
 from okxlab.cli.common import config, echo_json, fail, open_db
 from okxlab.config import database_url
 from okxlab.errors import UserError
+from okxlab.review.clock import book_now
 from okxlab.review.leaderboard import books, build_leaderboard, default_book, render_table
 from okxlab.review.metrics import Window
 from okxlab.review.report import deliver, parse_day, previous_day
@@ -58,7 +59,8 @@ def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
 
 
 @click.command()
-@click.option("--since", help="Window start: YYYY-MM-DD, an ISO time (UTC), or a span back from now (12h, 7d). "
+@click.option("--since", help="Window start: YYYY-MM-DD, an ISO time (UTC), or a span back from now (12h, 7d) "
+                              "on the book's own clock (the simulator's market time for sim). "
                               "Default: the book's beginning.")
 @click.option("--until", help="Window end (exclusive), same forms. Default: now.")
 @click.option("--book", help="The account to rank: sim, demo, live or replay:<id>. Default: the most recently active.")
@@ -67,10 +69,11 @@ def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
 def leaderboard(since: str | None, until: str | None, book: str | None, as_json: bool) -> None:
     """Every agent ranked by return, beside cash and buy-and-hold BTC on the same window, with a bootstrap
     interval telling whether each lead is more than noise."""
-    now = datetime.now(UTC)
-    window = Window(parse_when(since, "--since", now) if since else None, parse_when(until, "--until", now) if until else None)
-    if window.start and window.end and window.start >= window.end:
-        raise UserError(f"--since ({window.start:%Y-%m-%d %H:%M}) must be before --until ({window.end:%Y-%m-%d %H:%M})")
+    def window_at(now: datetime) -> Window:
+        return Window(parse_when(since, "--since", now) if since else None,
+                      parse_when(until, "--until", now) if until else None)
+
+    window = window_at(datetime.now(UTC))  # bad input fails here, before the database is opened
     settings = ReviewSettings.from_config(config())
     with open_db()() as s:
         known = books(s)
@@ -83,6 +86,10 @@ def leaderboard(since: str | None, until: str | None, book: str | None, as_json:
             else:
                 click.echo("no runs yet; `okxlab demo` makes some")
             return
+        window = window_at(book_now(s, chosen, datetime.now(UTC)))  # spans count back on the book's own clock
+        if window.start and window.end and window.start >= window.end:
+            raise UserError(f"--since ({window.start:%Y-%m-%d %H:%M}) must be before --until "
+                            f"({window.end:%Y-%m-%d %H:%M})")
         board = build_leaderboard(s, chosen, window, settings)
     if as_json:
         echo_json(board.to_json())
