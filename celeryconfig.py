@@ -9,6 +9,7 @@ import os
 from kombu import Exchange, Queue
 
 from okxlab.config import broker_url as _broker_url
+from okxlab.config import home_dir
 from okxlab.pipeline.stages import STAGE_TIME_LIMITS, STAGES
 from schedules.beat import beat_schedule as _beat_schedule
 
@@ -82,3 +83,6 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 beat_schedule = _beat_schedule()
+# Beat's own state (last run of each fixed entry) lives in the data directory, not the working directory.
+beat_scheduler = "schedules.beat:HomeScheduler"
+beat_schedule_filename = str(home_dir() / "celerybeat-schedule")

@@ -7,7 +7,9 @@ Every entry has `expires`, so messages beat sent while no worker was listening a
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
 
@@ -32,3 +34,12 @@ def beat_schedule() -> dict:
         "daily-ledger-reconcile": {"task": "okxlab.reconcile_ledgers", "schedule": crontab(minute=15, hour=0),
                                    "options": {"expires": 3600}},
     }
+
+
+class HomeScheduler(PersistentScheduler):
+    """Celery's persistent scheduler, keeping its state file under OKXLAB_HOME (celeryconfig names it) rather
+    than in whatever directory beat was started from; the directory is made on first start."""
+
+    def setup_schedule(self) -> None:
+        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+        super().setup_schedule()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
-
-import importlib
 
 import click
 

@@ -216,3 +216,14 @@ def test_commands_load_when_used_and_list_their_own_help() -> None:
         command = load_command(name)
         own = " ".join((command.help or "").split())
         assert command.name == name and own.split()[:3] == short.split()[:3], (name, short, own[:80])
+
+
+def test_db_upgrade_says_what_it_registered_and_seeded(sqlite_url: str) -> None:
+    env = {"OKXLAB_DATABASE_URL": sqlite_url}
+    names = [a.name for a in load_config().agents]
+    first = _run(["db", "upgrade"], env=env)
+    assert first.exit_code == 0, first.output
+    assert f"registered {len(names)} agent(s): {', '.join(names)}" in first.stdout
+    assert "seeded 1 default schedule(s)" in first.stdout
+    again = _run(["db", "upgrade"], env=env)  # nothing new: only the schema line
+    assert again.exit_code == 0 and again.stdout.strip().splitlines() == [first.stdout.splitlines()[0]]

@@ -292,7 +292,7 @@ def test_missing_key_is_a_start_up_error(llm_server: LlmServer, monkeypatch: pyt
     monkeypatch.delenv(KEY_ENV, raising=False)
     with pytest.raises(ConfigError) as info:
         LlmPlanner("alpha", settings_for(llm_server, "alpha"))
-    assert str(info.value) == f"agent alpha: {KEY_ENV} is not set; export it or run with offline planners"
+    assert str(info.value) == f"agent alpha: {KEY_ENV} is not set; export it where the workers run (a replay can use the agent's offline_fallback with --offline-planners)"
     assert llm_server.requests == []
 
 
@@ -301,7 +301,7 @@ def test_key_removed_mid_run_is_an_llm_error_not_a_crash(llm_server: LlmServer, 
     planner = make_planner()
     monkeypatch.delenv(KEY_ENV)
     result = planner.plan(make_ctx())
-    assert result.error == f"llm_error: agent tester: {KEY_ENV} is not set; export it or run with offline planners"
+    assert result.error == f"llm_error: agent tester: {KEY_ENV} is not set; export it where the workers run (a replay can use the agent's offline_fallback with --offline-planners)"
     assert llm_server.requests == []
 
 
