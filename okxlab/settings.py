@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -50,10 +50,11 @@ def http_root(value: str) -> str | None:
     return value.rstrip("/")
 
 
-def var(name: str, default: Any, meaning: str, rule: str, shown_default: str | None = None) -> Any:
-    """A field read from the variable `name`; `rule` completes "<name>=<value> must be ..."."""
+def var(name: str, default: Any, meaning: str, rule: str, shown_default: str) -> Any:
+    """A field read from the variable `name`. `rule` completes "<name>=<value> must be ..."; `meaning` and
+    `shown_default` are the README's table (tests/test_settings.py keeps the two the same)."""
     return Field(default, validation_alias=name, description=meaning,
-                 json_schema_extra={"rule": rule, "default": shown_default or str(default)})
+                 json_schema_extra={"rule": rule, "default": shown_default})
 
 
 class Settings(BaseSettings):
@@ -62,63 +63,73 @@ class Settings(BaseSettings):
 
     # ---- locations ------------------------------------------------------------------------------------
     config: Path | None = var("OKXLAB_CONFIG", None, "the config file", "a file path",
-                              "./okxlab.toml, else the packaged default")
-    home: Path = var("OKXLAB_HOME", Path("okxlab-data"), "data directory (embedded database, reports, sim state)",
-                     "a directory path")
-    database_url: SecretStr | None = var("OKXLAB_DATABASE_URL", None, "the database (postgresql:// or sqlite:///)",
-                                         "a database URL", "sqlite:///$OKXLAB_HOME/okxlab.sqlite")
-    db_pool_size: int = var("OKXLAB_DB_POOL_SIZE", 5, "PostgreSQL connections per process", "a whole number >= 1")
-    reports_dir: Path | None = var("OKXLAB_REPORTS_DIR", None, "where nightly reports are written",
-                                   "a directory path", "$OKXLAB_HOME/reports")
+                              "`./okxlab.toml`, else the packaged default")
+    home: Path = var("OKXLAB_HOME", Path("okxlab-data"),
+                     "data directory: the embedded database, `reports/`, the simulator's state and token",
+                     "a directory path", "`./okxlab-data`")
+    database_url: SecretStr | None = var(
+        "OKXLAB_DATABASE_URL", None, "`postgresql://...` in production. Any other kind is refused in one line; "
+        "its password (in `user:password@` or `?password=`) is shown as `***` wherever the URL appears",
+        "a database URL", "`sqlite:///$OKXLAB_HOME/okxlab.sqlite`")
+    db_pool_size: int = var("OKXLAB_DB_POOL_SIZE", 5, "PostgreSQL connections each process keeps open",
+                            "a whole number >= 1", "`5`")
+    reports_dir: Path | None = var("OKXLAB_REPORTS_DIR", None, "where review reports are written; checked "
+                                   "writable before a report is built", "a directory path", "`$OKXLAB_HOME/reports`")
     # ---- broker and beat ------------------------------------------------------------------------------
-    broker_url: SecretStr | None = var("OKXLAB_BROKER_URL", None, "Celery broker (redis://, amqp://)",
-                                       "a broker URL", DEFAULT_BROKER_URL)
-    broker_prefix: str | None = var("OKXLAB_BROKER_PREFIX", None, "key prefix separating deployments on one Redis",
-                                    "a string", "none")
+    broker_url: SecretStr | None = var("OKXLAB_BROKER_URL", None, "`redis://...` or `amqp://...`; the default is "
+                                       "the in-process broker (one process only)", "a broker URL",
+                                       f"`{DEFAULT_BROKER_URL}`")
+    broker_prefix: str | None = var("OKXLAB_BROKER_PREFIX", None, "a key prefix, so several deployments can share "
+                                    "one Redis", "a string", "none")
     broker_visibility_timeout: float = var(
-        "OKXLAB_BROKER_VISIBILITY_TIMEOUT", 3600.0, "seconds before Redis redelivers an unacknowledged task",
-        "a number of seconds > 0, e.g. 3600", "3600")
-    report_time: str = var("OKXLAB_REPORT_TIME", "00:05", "time of the nightly report (UTC)",
-                           "HH:MM (UTC), e.g. 00:05")
+        "OKXLAB_BROKER_VISIBILITY_TIMEOUT", 3600.0, "seconds before Redis redelivers a task whose worker died; "
+        "longer than the longest task", "a number of seconds > 0, e.g. 3600", "`3600`")
+    report_time: str = var("OKXLAB_REPORT_TIME", "00:05", "when beat builds the previous UTC day's report (UTC)",
+                           "HH:MM (UTC), e.g. 00:05", "`00:05`")
     # ---- exchange and orders --------------------------------------------------------------------------
     okx_mode: Literal["sim", "demo", "live"] | None = var(
-        "OKX_MODE", None, "exchange mode for every agent (overrides [exchange] mode)",
-        "one of sim, demo, live", "[exchange] mode")
+        "OKX_MODE", None, "`sim` (the local simulator), `demo` (OKX demo trading, header "
+        "`x-simulated-trading: 1`) or `live`, for every agent", "one of sim, demo, live", "`[exchange] mode`")
     live_trading_enabled: Literal["true", "false"] = var(
-        "LIVE_TRADING_ENABLED", "false", "the live switch: only exactly `true` lets live mode trade",
-        "exactly 'true' or 'false'; live trading is disabled until it is exactly 'true'")
-    broker_tag: str | None = var("OKX_BROKER_TAG", None, "OKX `tag` on every order (overrides [exchange] broker_tag)",
-                                 "1-16 ASCII letters and digits (OKX's limit for 'tag')", "[exchange] broker_tag")
-    sim_url: str | None = var("OKXLAB_SIM_URL", None, "the local OKX simulator (overrides [exchange] sim_url)",
-                              "the simulator's http(s)://host[:port] URL", "[exchange] sim_url")
+        "LIVE_TRADING_ENABLED", "false", "exactly `true` allows `live`; unset, empty or `false` means off, and "
+        "okxlab refuses live, says so, and sends nothing. Any other value (`TRUE`, `1`, ` true `) is refused "
+        "with one line, never taken as on",
+        "exactly 'true' or 'false'; live trading is disabled until it is exactly 'true'", "`false`")
+    broker_tag: str | None = var("OKX_BROKER_TAG", None, "the broker tag on every order (below)",
+                                 "1-16 ASCII letters and digits (OKX's limit for 'tag')", "`[exchange] broker_tag`")
+    sim_url: str | None = var("OKXLAB_SIM_URL", None, "the simulator's URL, `http(s)://host[:port]`",
+                              "the simulator's http(s)://host[:port] URL",
+                              f"`[exchange] sim_url`, else `{DEFAULT_SIM_URL}`")
     sim_admin_token: SecretStr | None = var(
-        "OKXLAB_SIM_ADMIN_TOKEN", None, "the simulator's admin token", "a token",
-        "the sim-admin-token file in $OKXLAB_HOME")
-    exchange_timeout_ms: int = var("OKXLAB_EXCHANGE_TIMEOUT_MS", 10_000, "ccxt's timeout per request (ms)",
-                                   "a whole number of milliseconds >= 100", "10000")
+        "OKXLAB_SIM_ADMIN_TOKEN", None, "the simulator's admin token; unset, `okxlab sim` keeps one in "
+        "`$OKXLAB_HOME/sim-admin-token` and clients read it there", "a token", "the token file")
+    exchange_timeout_ms: int = var("OKXLAB_EXCHANGE_TIMEOUT_MS", 10_000, "ccxt's timeout per request, in ms",
+                                   "a whole number of milliseconds >= 100", "`10000`")
     order_claim_ttl: float | None = var(
-        "OKXLAB_ORDER_CLAIM_TTL", None, "seconds an order claim protects a send in flight",
-        "a number of seconds >= 1 (default 60)", "60")
+        "OKXLAB_ORDER_CLAIM_TTL", None, "seconds an order's claim protects a send that may be in flight",
+        "a number of seconds >= 1 (default 60)", "`60`")
     order_resend_settle: float | None = var(
-        "OKXLAB_ORDER_RESEND_SETTLE", None, "seconds before an unanswered order's \"not found\" is believed",
-        "a number of seconds >= 0", "2 x OKXLAB_EXCHANGE_TIMEOUT_MS")
-    # ---- the nightly report's email (review/mailer.py checks how they fit together) ---------------------
-    smtp_host: str | None = var("OKXLAB_SMTP_HOST", None, "SMTP server; unset: reports are not emailed",
-                                "a host name", "none")
-    smtp_port: int | None = var("OKXLAB_SMTP_PORT", None, "SMTP port", "a port number (1-65535)",
-                                "587 starttls, 465 ssl, 25 none")
+        "OKXLAB_ORDER_RESEND_SETTLE", None, "seconds after an unanswered send before a lookup's \"not found\" "
+        "is believed", "a number of seconds >= 0", "twice the exchange timeout")
+    # ---- the nightly report's email (docs/review.md; review/mailer.py checks how they fit together) ------
+    smtp_host: str | None = var("OKXLAB_SMTP_HOST", None, "the SMTP server; unset, the report is only written "
+                                "to disk", "a host name", "none")
+    smtp_port: int | None = var("OKXLAB_SMTP_PORT", None, "the SMTP port", "a port number (1-65535)",
+                                "`587` starttls, `465` ssl, `25` none")
     smtp_security: Literal["starttls", "ssl", "none"] = var(
-        "OKXLAB_SMTP_SECURITY", "starttls", "starttls, ssl or none", f"one of {', '.join(SMTP_SECURITY)}")
-    smtp_user: str | None = var("OKXLAB_SMTP_USER", None, "SMTP login", "a login name", "none")
-    smtp_password: SecretStr | None = var("OKXLAB_SMTP_PASSWORD", None, "SMTP password (never shown)",
-                                          "a password", "none")
-    smtp_from: str | None = var("OKXLAB_SMTP_FROM", None, "sender address", "an address",
-                                "OKXLAB_SMTP_USER when it is an address")
-    smtp_ca_file: Path | None = var("OKXLAB_SMTP_CA_FILE", None, "extra CA bundle for the SMTP server",
+        "OKXLAB_SMTP_SECURITY", "starttls", "how the connection is secured", f"one of {', '.join(SMTP_SECURITY)}",
+        "`starttls`")
+    smtp_user: str | None = var("OKXLAB_SMTP_USER", None, "login name, if the server wants one", "a login name",
+                                "none")
+    smtp_password: SecretStr | None = var("OKXLAB_SMTP_PASSWORD", None, "read when sending; never stored, "
+                                          "logged or shown", "a password", "none")
+    smtp_from: str | None = var("OKXLAB_SMTP_FROM", None, "the sender address", "an address",
+                                "the user, when it is an address")
+    smtp_ca_file: Path | None = var("OKXLAB_SMTP_CA_FILE", None, "extra CA bundle to trust (a private relay)",
                                     "a file path", "the system's store")
-    smtp_timeout: float = var("OKXLAB_SMTP_TIMEOUT", 30.0, "SMTP timeout (seconds)",
-                              "a positive number of seconds", "30")
-    report_to: str | None = var("OKXLAB_REPORT_TO", None, "report recipients, comma-separated",
+    smtp_timeout: float = var("OKXLAB_SMTP_TIMEOUT", 30.0, "SMTP timeout in seconds",
+                              "a positive number of seconds", "`30`")
+    report_to: str | None = var("OKXLAB_REPORT_TO", None, "the report's recipients, comma-separated",
                                 "addresses, comma-separated", "none")
 
     @field_validator("smtp_host", "smtp_port", "smtp_security", "smtp_user", "smtp_from", "smtp_ca_file",
@@ -283,3 +294,20 @@ def current() -> Settings:
             _cache.clear()
         _cache[key] = found
     return found
+
+
+# ---- the README's table ---------------------------------------------------------------------------------------
+
+def _type_name(annotation: Any) -> str:
+    names = {Path: "path", SecretStr: "secret", int: "integer", float: "number", str: "string"}
+    args = [annotation] if get_origin(annotation) is Literal else \
+        [a for a in get_args(annotation) if a is not type(None)] or [annotation]  # X | None: X
+    if get_origin(args[0]) is Literal:
+        return " \\| ".join(f"`{v}`" for v in get_args(args[0]))
+    return names[args[0]]
+
+
+def table() -> list[tuple[str, str, str, str]]:
+    """(variable, type, default, meaning) for each setting, in the order of the class."""
+    return [(f"`{f.validation_alias}`", _type_name(f.annotation), f.json_schema_extra["default"],  # type: ignore[index]
+             f.description or "") for f in Settings.model_fields.values()]
