@@ -249,7 +249,7 @@ def _at_least(value: float, minimum: float) -> Any:
 
 VARIABLES = {f.validation_alias: name for name, f in Settings.model_fields.items()}  # env name -> field
 SECRET_VARIABLES = tuple(f.validation_alias for f in Settings.model_fields.values()
-                         if "SecretStr" in str(f.annotation))
+                         if SecretStr in (f.annotation, *get_args(f.annotation)))
 _URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]*@")
 
 
@@ -290,7 +290,7 @@ def current() -> Settings:
     found = _cache.get(key)
     if found is None:
         found = _checked(Settings)  # pydantic-settings reads os.environ
-        if len(_cache) > 64:  # tests change variables often; keep the cache small
+        if len(_cache) > 64:  # tests change variables often; keep the cache small (a race only costs a rebuild)
             _cache.clear()
         _cache[key] = found
     return found
