@@ -26,10 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from okxlab.config_schema import DEFAULT_BROKER_TAG, ReviewSettings
 from okxlab.errors import ConfigError
 from okxlab.risk.limits import LimitsError, RiskLimits, build_limits
-from okxlab.settings import DEFAULT_SIM_URL
+from okxlab.settings import DEFAULT_BROKER_TAG, DEFAULT_SIM_URL
 from okxlab.settings import current as settings
 
 
@@ -153,6 +152,7 @@ def parse_config(text: str, where: str) -> Config:
     except ValidationError as exc:
         raise ConfigError(f"{where}: {config_schema.explain(exc, raw)}") from None
     # Tables with their own rules, checked where those rules live.
+    from okxlab.config_schema import ReviewSettings
     from okxlab.planning.providers import parse_llm_settings, parse_prices
 
     try:

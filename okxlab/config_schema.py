@@ -8,10 +8,10 @@ one line naming the file, the key path and what is wrong:
 Types are strict (a string is never read as a number, nor a number as a string) and unknown keys are refused,
 so a typo fails at load instead of in every run. Tables with their own rules are checked where those rules
 live, right after this schema: `[risk]` and `[agents.risk]` (okxlab.risk.limits), `[agents.llm]` and
-`[llm.prices]` (okxlab.planning.providers), `[review]` (okxlab.review.settings).
+`[llm.prices]` (okxlab.planning.providers), `[review]` (ReviewSettings, at the end of this module).
 
-It sits below okxlab.config (which imports it) and above the rules it uses (okxlab.settings, the quality
-limits), so the config's layer has no cycle.
+It sits below okxlab.config (which imports it when a file is read, so importing okxlab.config stays light)
+and above the rules it uses (okxlab.settings, the quality limits): the config's layer has no cycle.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from pydantic_core import PydanticCustomError
 
 from okxlab.errors import ConfigError
 from okxlab.marketdata.quality import QualityLimits
-from okxlab.settings import BROKER_TAG, DEFAULT_SIM_URL, EXCHANGE_MODES, http_root
+from okxlab.settings import BROKER_TAG, DEFAULT_BROKER_TAG, DEFAULT_SIM_URL, EXCHANGE_MODES, http_root
 
-DEFAULT_BROKER_TAG = "c314b0aecb5bBCDE"
 PLANNER_KINDS = ("llm", "strategy")
 SWAP_SYMBOL = re.compile(r"^[A-Z0-9]{2,12}-USDT-SWAP$")
 OKX_BARS = ("1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D")

@@ -31,7 +31,8 @@ from okxlab.errors import ConfigError
 
 EXCHANGE_MODES = ("sim", "demo", "live")
 BROKER_TAG = re.compile(r"[A-Za-z0-9]{1,16}")  # OKX's rule for an order's `tag`
-DEFAULT_SIM_URL = "http://127.0.0.1:8765"
+DEFAULT_SIM_URL = "http://127.0.0.1:8765"  # [exchange] sim_url's default; OKXLAB_SIM_URL overrides both
+DEFAULT_BROKER_TAG = "c314b0aecb5bBCDE"  # [exchange] broker_tag's default; OKX_BROKER_TAG overrides both
 DEFAULT_BROKER_URL = "memory://localhost/"  # the in-process broker of the embedded quick start
 SMTP_SECURITY = ("starttls", "ssl", "none")
 SMTP_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
