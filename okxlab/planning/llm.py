@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import openai
@@ -36,15 +36,9 @@ from okxlab.planning.providers import (
     LlmSettings,
     Price,
     estimate_cost,
-    parse_llm_settings,
-    parse_prices,
     require_api_key,
 )
 from okxlab.planning.schema import validate_plan
-from okxlab.secrets import configured_secrets
-
-if TYPE_CHECKING:
-    from okxlab.config import AgentConfig, Config
 
 log = logging.getLogger(__name__)
 
@@ -310,10 +304,3 @@ def repair_messages(answer: str, problems: list[str]) -> list[Message]:
         lines.append(f"- ... and {len(problems) - len(quoted)} more")
     lines.append("Reply again with the corrected JSON object only, in the format given in the system message.")
     return [{"role": "assistant", "content": echoed or "(empty answer)"}, {"role": "user", "content": "\n".join(lines)}]
-
-
-def llm_planner(agent: AgentConfig, config: Config, cache: ResponseCache | None = None) -> LlmPlanner:
-    """The planner for an `llm` agent of the config. Raises ConfigError (one line) for bad settings or a missing key."""
-    settings = parse_llm_settings(agent.name, agent.llm)
-    prices = parse_prices(config.llm.get("prices") if isinstance(config.llm, Mapping) else None)
-    return LlmPlanner(agent.name, settings, prices=prices, cache=cache, secrets=configured_secrets(config))

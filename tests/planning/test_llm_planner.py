@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from okxlab.errors import ConfigError
+from okxlab.pipeline.planners import llm_planner
 from okxlab.planning.base import Planner
 from okxlab.planning.cache import CachedResponse, MemoryResponseCache
-from okxlab.planning.llm import LlmPlanner, llm_planner, redact
+from okxlab.planning.llm import LlmPlanner, redact
 from okxlab.planning.prompt import build_prompt, render_messages, sha256_text
 from okxlab.planning.providers import estimate_cost
 from tests.planning.plan_data import (
