@@ -1,47 +1,39 @@
 """Celery configuration for okxlab: queues, routes, delivery guarantees, limits, beat. One place for all of it.
 
 The broker comes from OKXLAB_BROKER_URL (Redis or RabbitMQ in production; the in-process `memory://`
-broker when unset, for the embedded quick start).
+broker when unset, for the embedded quick start). Every variable is read through okxlab.settings, checked
+here once for every worker and beat: a bad one stops them with one line, before anything runs.
 """
-
-import os
 
 from kombu import Exchange, Queue
 
-from okxlab.config import broker_url as _broker_url
+from okxlab.errors import ConfigError
 from okxlab.pipeline.stages import STAGE_TIME_LIMITS, STAGES
+from okxlab.settings import current as _current_settings
 from schedules.beat import beat_schedule as _beat_schedule
 
 SERVICE_QUEUES = ("dispatch", "review", "replay")
 
+try:
+    _settings = _current_settings()
+except ConfigError as exc:
+    raise SystemExit(f"okxlab: error: {exc}") from None  # not an Exception: celery shows it as one line
 
-def _visibility_timeout() -> float:
-    raw = os.environ.get("OKXLAB_BROKER_VISIBILITY_TIMEOUT", "3600")
-    try:
-        value = float(raw)
-        if not value > 0:
-            raise ValueError
-    except ValueError:
-        raise SystemExit(f"okxlab: error: OKXLAB_BROKER_VISIBILITY_TIMEOUT={raw!r} must be a number of seconds > 0, "
-                         "e.g. 3600") from None
-    return value
-
-
-broker_url = _broker_url()
+broker_url = _settings.broker
 broker_connection_retry_on_startup = True
 # Redis re-delivers an unacknowledged message (its worker died) after this long. It should exceed the longest
 # task (plan, 600 s) plus the longest retry countdown, or a task still running is delivered a second time
 # (harmless, stages are idempotent, but wasted work). The reliability tests lower it to see redelivery.
-_VISIBILITY = _visibility_timeout()
+_VISIBILITY = _settings.broker_visibility_timeout
 broker_transport_options = {
     "visibility_timeout": _VISIBILITY,
     # Look for overdue messages every quarter of the timeout (kombu's default sweep is every 100 s).
     "unacked_restore_interval": max(1, min(100, int(_VISIBILITY / 4))),
     "unacked_restore_throttle": 1,
 }
-if os.environ.get("OKXLAB_BROKER_PREFIX"):
+if _settings.broker_prefix:
     # Several okxlab deployments (or test sessions) sharing one Redis keep their queues apart.
-    broker_transport_options["global_keyprefix"] = os.environ["OKXLAB_BROKER_PREFIX"]
+    broker_transport_options["global_keyprefix"] = _settings.broker_prefix
 
 # Progress lives in Postgres, not in a result backend.
 task_ignore_result = True
@@ -83,3 +75,6 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 beat_schedule = _beat_schedule()
+# Beat's own state (last run of each fixed entry) lives in the data directory, not the working directory.
+beat_scheduler = "schedules.beat:HomeScheduler"
+beat_schedule_filename = str(_settings.home_dir / "celerybeat-schedule")

@@ -33,8 +33,10 @@ def agent_settings(agent: AgentConfig) -> dict[str, Any]:
     }
 
 
-def sync_agents(session: Session, config: Config) -> None:
+def sync_agents(session: Session, config: Config) -> tuple[list[str], list[str]]:
+    """Register the configured agents; returns the names (added, updated)."""
     existing = {a.name: a for a in session.scalars(select(Agent))}
+    added, updated = [], []
     for cfg in config.agents:
         settings = agent_settings(cfg)
         row = existing.get(cfg.name)
@@ -42,6 +44,9 @@ def sync_agents(session: Session, config: Config) -> None:
             session.add(Agent(name=cfg.name, planner=cfg.planner, description=cfg.description, settings=settings,
                               initial_equity=cfg.initial_equity))
             audit(session, "agent_added", f"agent {cfg.name} added from {config.path}", agent=cfg.name)
+            added.append(cfg.name)
         elif row.settings != settings or row.description != cfg.description or row.planner != cfg.planner:
             row.settings, row.description, row.planner = settings, cfg.description, cfg.planner
+            updated.append(cfg.name)
     session.flush()
+    return added, updated

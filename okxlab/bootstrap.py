@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
 from okxlab.agents import sync_agents
@@ -26,9 +28,28 @@ def seed_default_schedules(session: Session) -> int:
     return len(DEFAULT_SCHEDULES)
 
 
-def prepare(config: Config, url: str | None = None, *, seed: bool = True) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    agents_added: list[str]
+    agents_updated: list[str]
+    schedules_seeded: int
+
+    def describe(self) -> str:
+        """What changed besides the schema, for the operator (empty when nothing did)."""
+        parts = []
+        if self.agents_added:
+            parts.append(f"registered {len(self.agents_added)} agent(s): {', '.join(self.agents_added)}")
+        if self.agents_updated:
+            parts.append(f"updated {len(self.agents_updated)} agent(s) from the config: "
+                         f"{', '.join(self.agents_updated)}")
+        if self.schedules_seeded:
+            parts.append(f"seeded {self.schedules_seeded} default schedule(s) (`okxlab schedules list`)")
+        return "; ".join(parts)
+
+
+def prepare(config: Config, url: str | None = None, *, seed: bool = True) -> Prepared:
     upgrade(url)
     with session_scope(url) as s:
-        sync_agents(s, config)
-        if seed:
-            seed_default_schedules(s)
+        added, updated = sync_agents(s, config)
+        seeded = seed_default_schedules(s) if seed else 0
+    return Prepared(added, updated, seeded)

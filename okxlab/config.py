@@ -9,49 +9,27 @@ Where things are found (documented in the README):
 Every key of the file is typed in okxlab/config_schema.py and checked when the file is read: a mistake is one
 ConfigError line naming the file, the key and what is wrong, never a failure later in every run.
 
-Secrets (exchange keys, LLM keys, SMTP password) are read from the environment variables the config names,
-at the moment they are needed, and are never stored in any structure that is logged or written.
+Environment variables (locations, URLs, switches, timeouts) are typed and checked in okxlab/settings.py; the
+location functions below read them from there. Secrets the config names by variable (exchange and LLM keys)
+are read from the environment at the moment they are needed, and are never stored in any structure that is
+logged or written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from okxlab.errors import ConfigError
 from okxlab.risk.limits import LimitsError, RiskLimits, build_limits
-
-DEFAULT_BROKER_TAG = "c314b0aecb5bBCDE"
-EXCHANGE_MODES = ("sim", "demo", "live")
-PLANNER_KINDS = ("llm", "strategy")
-DEFAULT_SIM_URL = "http://127.0.0.1:8765"
-SWAP_SYMBOL = re.compile(r"^[A-Z0-9]{2,12}-USDT-SWAP$")
-OKX_BARS = ("1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D")
-# ASCII only: an agent's name is part of its simulator API key, sent as an HTTP header, and names its runs.
-AGENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
-BROKER_TAG = re.compile(r"[A-Za-z0-9]{1,16}")  # OKX's rule for an order's `tag`
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def http_root(value: str) -> str | None:
-    """`value` as an http(s)://host[:port] URL without a trailing slash, or None if it is not one."""
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError:
-        return None
-    if (parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc
-            or parts.path not in ("", "/") or parts.query or parts.fragment or value != value.strip()):
-        return None
-    return value.rstrip("/")
+from okxlab.settings import DEFAULT_BROKER_TAG, DEFAULT_SIM_URL
+from okxlab.settings import current as settings
 
 
 @dataclass(frozen=True)
@@ -130,28 +108,16 @@ class Config:
 
     # ---- exchange -------------------------------------------------------------------------------------
     def exchange_mode(self, agent: AgentConfig | None = None) -> str:
-        mode = (agent.mode if agent and agent.mode else None) or os.environ.get("OKX_MODE") or self.exchange.get("mode", "sim")
-        if mode not in EXCHANGE_MODES:
-            raise ConfigError(f"exchange mode {mode!r} is not one of {', '.join(EXCHANGE_MODES)} (set OKX_MODE or [exchange] mode)")
-        return mode
+        # The file's and the agent's modes were checked when the file was read; OKX_MODE by the settings.
+        return (agent.mode if agent and agent.mode else None) or settings().okx_mode or self.exchange.get("mode", "sim")
 
     @property
     def sim_url(self) -> str:
-        env = os.environ.get("OKXLAB_SIM_URL")
-        if not env:
-            return self.exchange.get("sim_url", DEFAULT_SIM_URL)  # checked when the file was read
-        url = http_root(env)
-        if url is None:
-            shown = repr(env) if "@" not in env else "a URL with credentials"  # never echo a password
-            raise ConfigError(f"OKXLAB_SIM_URL must be the simulator's http(s)://host[:port] URL, not {shown}")
-        return url
+        return settings().sim_url or self.exchange.get("sim_url", DEFAULT_SIM_URL)
 
     @property
     def broker_tag(self) -> str:
-        env = os.environ.get("OKX_BROKER_TAG")
-        if env and not BROKER_TAG.fullmatch(env):
-            raise ConfigError(f"OKX_BROKER_TAG {env!r} must be 1-16 ASCII letters and digits (OKX's limit for 'tag')")
-        return env or self.exchange.get("broker_tag") or DEFAULT_BROKER_TAG
+        return settings().broker_tag or self.exchange.get("broker_tag") or DEFAULT_BROKER_TAG
 
     # ---- pipeline -------------------------------------------------------------------------------------
     @property
@@ -165,9 +131,9 @@ def _packaged_default() -> str:
 
 def config_path() -> str | None:
     """The user's config file, or None for the packaged default."""
-    env = os.environ.get("OKXLAB_CONFIG")
+    env = settings().config
     if env:
-        return env
+        return str(env)
     return "okxlab.toml" if Path("okxlab.toml").is_file() else None
 
 
@@ -186,8 +152,8 @@ def parse_config(text: str, where: str) -> Config:
     except ValidationError as exc:
         raise ConfigError(f"{where}: {config_schema.explain(exc, raw)}") from None
     # Tables with their own rules, checked where those rules live.
+    from okxlab.config_schema import ReviewSettings
     from okxlab.planning.providers import parse_llm_settings, parse_prices
-    from okxlab.review.settings import ReviewSettings
 
     try:
         build_limits(checked.risk)
@@ -254,31 +220,26 @@ def load_config(path: str | None = None) -> Config:
     return parse_config(text, path)
 
 
-# ---- locations --------------------------------------------------------------------------------------------
+# ---- locations (typed and checked in okxlab/settings.py) ----------------------------------------------------
 
 def home_dir() -> Path:
-    return Path(os.environ.get("OKXLAB_HOME") or "okxlab-data").resolve()
+    return settings().home_dir
 
 
 def database_url() -> str:
-    return os.environ.get("OKXLAB_DATABASE_URL") or f"sqlite:///{home_dir() / 'okxlab.sqlite'}"
+    return settings().database
 
 
 def broker_url() -> str:
-    return os.environ.get("OKXLAB_BROKER_URL") or "memory://localhost/"
+    return settings().broker
 
 
 def reports_dir() -> Path:
-    return Path(os.environ.get("OKXLAB_REPORTS_DIR") or home_dir() / "reports").resolve()
+    return settings().reports
 
 
 def live_trading_enabled() -> bool:
     """The live switch: exactly `true` turns it on; unset, empty or `false` leave it off. Anything else is refused
-    rather than guessed at, so a near-miss ("TRUE", "1", "yes") never decides whether real money trades."""
-    value = os.environ.get("LIVE_TRADING_ENABLED", "")
-    if value in ("", "false"):
-        return False
-    if value == "true":
-        return True
-    raise ConfigError(f"LIVE_TRADING_ENABLED must be 'true' or 'false', not {value!r}; live trading is disabled "
-                      "until it is exactly 'true'")
+    (ConfigError) rather than guessed at, so a near-miss ("TRUE", "1", "yes") never decides whether real money
+    trades."""
+    return settings().live

@@ -8,17 +8,19 @@ one line naming the file, the key path and what is wrong:
 Types are strict (a string is never read as a number, nor a number as a string) and unknown keys are refused,
 so a typo fails at load instead of in every run. Tables with their own rules are checked where those rules
 live, right after this schema: `[risk]` and `[agents.risk]` (okxlab.risk.limits), `[agents.llm]` and
-`[llm.prices]` (okxlab.planning.providers), `[review]` (okxlab.review.settings).
+`[llm.prices]` (okxlab.planning.providers), `[review]` (ReviewSettings, at the end of this module).
 
-Imported only when a config is loaded, so `okxlab --help` does not pay for pydantic.
+It sits below okxlab.config (which imports it when a file is read, so importing okxlab.config stays light)
+and above the rules it uses (okxlab.settings, the quality limits): the config's layer has no cycle.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from datetime import date, datetime, time
-from typing import Annotated, Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal, Protocol, get_args, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -31,19 +33,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from okxlab.config import (
-    AGENT_NAME,
-    BROKER_TAG,
-    DEFAULT_BROKER_TAG,
-    DEFAULT_SIM_URL,
-    ENV_NAME,
-    EXCHANGE_MODES,
-    OKX_BARS,
-    PLANNER_KINDS,
-    SWAP_SYMBOL,
-    http_root,
-)
+from okxlab.errors import ConfigError
 from okxlab.marketdata.quality import QualityLimits
+from okxlab.settings import BROKER_TAG, DEFAULT_BROKER_TAG, DEFAULT_SIM_URL, EXCHANGE_MODES, http_root
+
+PLANNER_KINDS = ("llm", "strategy")
+SWAP_SYMBOL = re.compile(r"^[A-Z0-9]{2,12}-USDT-SWAP$")
+OKX_BARS = ("1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D")
+# ASCII only: an agent's name is part of its simulator API key, sent as an HTTP header, and names its runs.
+AGENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 MIN_CANDLES, MAX_CANDLES = 20, 300  # OKX serves at most 300 bars per request; the snapshot makes one
 
@@ -337,3 +336,64 @@ def explain(exc: ValidationError, data: Any, limit: int = 3) -> str:
 
 def validate(raw: dict[str, Any]) -> ConfigFile:
     return ConfigFile.model_validate(raw)
+
+
+# ---- [review]: how leaderboards judge noise, what the benchmark is, chart size ---------------------------
+# Mail settings are not here: they come from the environment (okxlab/settings.py), so the password never sits
+# in a file next to the rest. okxlab.review.settings is where the review code imports it from.
+
+class _HasReview(Protocol):  # a Config, without importing okxlab.config (it imports this module)
+    path: str
+    review: dict[str, Any]
+
+
+_KINDS = {int: "a whole number", float: "a number", str: "a string"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewSettings:
+    benchmark: str = "BTC-USDT-SWAP"  # the instrument of the buy-and-hold baseline
+    bootstrap_samples: int = 2000
+    confidence: float = 0.95
+    seed: int = 7  # fixed, so the same data always gives the same interval
+    min_periods: int = 20  # fewer paired periods than this: a lead is never called more than noise
+    chart_width: float = 9.0  # inches
+    chart_height: float = 3.6
+    chart_dpi: int = 100
+    subject_prefix: str = "okxlab review"
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str = "config") -> ReviewSettings:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(table) - set(known)
+        if unknown:
+            raise ConfigError(f"{where}: [review] has unknown key(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(known)}")
+        values: dict[str, Any] = {}
+        for name, value in table.items():
+            default = getattr(cls, name)
+            kind = type(default)
+            wrong = (isinstance(value, bool) or not isinstance(value, int | float | str)
+                     or (kind is str) != isinstance(value, str) or (kind is int and not isinstance(value, int)))
+            if wrong:
+                raise ConfigError(f"{where}: [review] {name} must be {_KINDS[kind]}, not {value!r}")
+            values[name] = kind(value)
+        settings = cls(**values)
+        settings.check(where)
+        return settings
+
+    @classmethod
+    def from_config(cls, config: _HasReview) -> ReviewSettings:
+        return cls.from_table(config.review, config.path)
+
+    def check(self, where: str = "config") -> None:
+        if not 100 <= self.bootstrap_samples <= 100_000:
+            raise ConfigError(f"{where}: [review] bootstrap_samples must be between 100 and 100000")
+        if not 2 <= self.min_periods <= 10_000:
+            raise ConfigError(f"{where}: [review] min_periods must be between 2 and 10000")
+        if not 0.5 < self.confidence < 1.0:
+            raise ConfigError(f"{where}: [review] confidence must be between 0.5 and 1 (e.g. 0.95)")
+        if not (1.0 <= self.chart_width <= 30.0 and 1.0 <= self.chart_height <= 30.0 and 50 <= self.chart_dpi <= 300):
+            raise ConfigError(f"{where}: [review] chart_width/chart_height must be 1-30 inches, chart_dpi 50-300")
+        if not self.benchmark:
+            raise ConfigError(f"{where}: [review] benchmark must name an instrument, e.g. \"BTC-USDT-SWAP\"")

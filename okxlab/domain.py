@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # the words themselves need no numpy: commands that only read runs start without it
+    import numpy as np
 
 Side = Literal["long", "short"]
 Action = Literal["open_long", "open_short", "close", "hold"]

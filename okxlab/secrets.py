@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 
+from okxlab import settings
 from okxlab.config import Config
 
-# Variables that hold a secret whatever the config says (besides the ones the config names).
-SECRET_VARIABLES = ("DEEPSEEK_API_KEY", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OKXLAB_SMTP_PASSWORD",
-                    "OKXLAB_SIM_ADMIN_TOKEN")
+# Variables that hold a secret whatever the config says (besides the ones the config names): the LLM keys, and
+# okxlab's own secret settings. A URL is not a secret as a whole; its password is (below).
+SECRET_VARIABLES = ("DEEPSEEK_API_KEY", "DASHSCOPE_API_KEY", "OPENAI_API_KEY",
+                    *(name for name in settings.SECRET_VARIABLES if not name.endswith("_URL")))
+URL_VARIABLES = tuple(name for name in settings.SECRET_VARIABLES if name.endswith("_URL"))
 MIN_LENGTH = 6  # shorter values would scrub ordinary words; no real key or password is that short
 
 
-def _database_password() -> str | None:
-    raw = os.environ.get("OKXLAB_DATABASE_URL")
+def _url_password(name: str) -> str | None:
+    # The raw variable, not the checked settings: scrubbing must work even while another setting is wrong.
+    raw = os.environ.get(name)
     if not raw:
         return None
     try:
@@ -40,7 +44,7 @@ def configured_secrets(config: Config) -> tuple[str, ...]:
         if isinstance(key_env, str):
             names.add(key_env)
     values = {os.environ.get(name, "").strip() for name in names}
-    values.add(_database_password() or "")
+    values.update(_url_password(name) or "" for name in URL_VARIABLES)
     flower = os.environ.get("FLOWER_BASIC_AUTH", "")
     values.update(part.split(":", 1)[1] for part in flower.split(",") if ":" in part)
     return tuple(sorted((v for v in values if len(v) >= MIN_LENGTH), key=len, reverse=True))

@@ -6,24 +6,16 @@ Every entry has `expires`, so messages beat sent while no worker was listening a
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
+from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
-
-def _report_time() -> tuple[int, int]:
-    raw = os.environ.get("OKXLAB_REPORT_TIME", "00:05")
-    try:
-        hour, minute = (int(x) for x in raw.split(":"))
-        if not (0 <= hour < 24 and 0 <= minute < 60):
-            raise ValueError
-    except ValueError:
-        raise SystemExit(f"okxlab: error: OKXLAB_REPORT_TIME={raw!r} must be HH:MM (UTC), e.g. 00:05") from None
-    return hour, minute
+from okxlab.settings import current as settings
 
 
 def beat_schedule() -> dict:
-    hour, minute = _report_time()
+    hour, minute = settings().report_hour_minute  # OKXLAB_REPORT_TIME, checked by okxlab.settings
     return {
         "dispatch-due-runs": {"task": "okxlab.dispatch", "schedule": 10.0, "options": {"expires": 9}},
         "reconcile-stuck-runs": {"task": "okxlab.reconcile_runs", "schedule": 60.0, "options": {"expires": 55}},
@@ -32,3 +24,12 @@ def beat_schedule() -> dict:
         "daily-ledger-reconcile": {"task": "okxlab.reconcile_ledgers", "schedule": crontab(minute=15, hour=0),
                                    "options": {"expires": 3600}},
     }
+
+
+class HomeScheduler(PersistentScheduler):
+    """Celery's persistent scheduler, keeping its state file under OKXLAB_HOME (celeryconfig names it) rather
+    than in whatever directory beat was started from; the directory is made on first start."""
+
+    def setup_schedule(self) -> None:
+        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+        super().setup_schedule()

@@ -18,14 +18,14 @@ import psycopg2
 import pytest
 
 from okxlab.db.session import dispose_engines
+from okxlab.settings import VARIABLES
 
 PG_SERVER = os.environ.get("OKXLAB_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("OKXLAB_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SESSION_ID = uuid.uuid4().hex[:8]
 
-# Variables a developer's shell may carry that would change what the tests see.
-_ISOLATE = ("OKXLAB_CONFIG", "OKXLAB_HOME", "OKXLAB_DATABASE_URL", "OKXLAB_BROKER_URL", "OKXLAB_SIM_URL", "OKX_MODE",
-            "LIVE_TRADING_ENABLED", "OKX_BROKER_TAG", "OKXLAB_REPORTS_DIR", "DEEPSEEK_API_KEY", "DASHSCOPE_API_KEY")
+# Variables a developer's shell may carry that would change what the tests see: every setting, and the LLM keys.
+_ISOLATE = (*VARIABLES, "DEEPSEEK_API_KEY", "DASHSCOPE_API_KEY")
 
 
 def _admin() -> psycopg2.extensions.connection:

@@ -34,15 +34,15 @@ log = logging.getLogger("okxlab.worker")
 
 @worker_init.connect
 def _refuse_unreadable_settings(**_kwargs) -> None:  # noqa: ANN003
-    """A worker that cannot read its config file (or its order settings) could run no stage: it refuses to
-    start, in one line, rather than run and fail every task it is given."""
+    """A worker that cannot read its config file (or its environment settings) could run no stage: it refuses
+    to start, in one line, rather than run and fail every task it is given."""
+    from okxlab import settings
     from okxlab.config import load_config
     from okxlab.errors import UserError
-    from okxlab.execution.orders import claim_ttl
 
     try:
+        settings.current()
         load_config()
-        claim_ttl()
     except UserError as exc:
         raise SystemExit(f"okxlab: error: {exc}") from None  # not an Exception: celery's signal lets it through
 

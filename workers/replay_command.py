@@ -21,6 +21,28 @@ import click
 from okxlab.errors import UserError
 
 
+def require_broker() -> None:
+    """Replays through the workers reach them through the broker: check it answers before anything is written,
+    so an unreachable broker is one line and no half-started replay."""
+    from kombu.exceptions import OperationalError
+
+    from okxlab.config import broker_url
+    from okxlab.db.session import redact
+    from workers.app import app
+
+    url = broker_url()
+    if url.startswith("memory://"):
+        raise UserError("OKXLAB_BROKER_URL is not set: a replay through the workers needs the broker they consume "
+                        "(Redis or RabbitMQ); set it, or use `replay range --mode inline|fast` without workers")
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+    except (OperationalError, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"cannot reach the broker at {redact(url)} ({reason}); start it or fix OKXLAB_BROKER_URL, "
+                        "then run the command again") from None
+
+
 def _fail(exc: Exception) -> None:
     click.echo(f"okxlab: error: {exc}", err=True)
     sys.exit(getattr(exc, "exit_code", 2))
@@ -45,19 +67,24 @@ def replay(ctx: click.Context) -> None:
 @click.option("--from-stage", default="plan", show_default=True,
               help="Re-execute from this stage on; earlier stages keep the original's records.")
 @click.option("--fresh-llm", is_flag=True, help="Ask the model again instead of reusing the recorded answer.")
+@click.option("--fresh-market", is_flag=True,
+              help="With --from-stage snapshot: take a new snapshot of the market now, not the original's.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for the workers.")
 @click.pass_context
-def replay_run(ctx: click.Context, run_id: str, from_stage: str, fresh_llm: bool, timeout: float) -> None:
+def replay_run(ctx: click.Context, run_id: str, from_stage: str, fresh_llm: bool, fresh_market: bool,
+               timeout: float) -> None:
     """Re-execute RUN_ID from a stage into a new run linked to it, and show both side by side."""
     from okxlab.cli.common import open_db, table
     from okxlab.pipeline.env import build_env
     from okxlab.replay.range import wait_for
-    from okxlab.replay.rerun import create_rerun, finish, side_by_side
+    from okxlab.replay.rerun import check_rerun, create_rerun, finish, side_by_side
     from workers.tasks import start_run
 
     try:
         open_db()
         env = build_env()
+        check_rerun(env, run_id, from_stage, fresh_market=fresh_market)
+        require_broker()
         replay_row, new_id = create_rerun(env, run_id, from_stage, fresh_llm=fresh_llm)
         click.echo(f"replaying {run_id} from {from_stage} as {new_id} …", err=True)
         start_run(new_id, from_stage)
@@ -90,7 +117,7 @@ def replay_run(ctx: click.Context, run_id: str, from_stage: str, fresh_llm: bool
 def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: str, bar: str | None, fresh_llm: bool,
                  offline_planners: bool, speed: str, timeout: float, mode: str, data_paths: tuple[str, ...]) -> None:
     """Run AGENT through history on the simulator's replay clock, with the same stage code as live trading."""
-    from okxlab.cli.common import open_db, table
+    from okxlab.cli.common import open_db
     from okxlab.config import load_config
     from okxlab.marketdata.bars import bar_ms
     from okxlab.pipeline.env import build_env
@@ -114,6 +141,7 @@ def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: s
             problem = None if offline_planners else env.planners.check(cfg)
             if problem:
                 raise UserError(problem)
+        require_broker()
         admin = AdminClient(config.sim_url, timeout=10)
         try:
             admin.health()
@@ -137,24 +165,33 @@ def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: s
                            progress=progress, tick_timeout=timeout)
     except UserError as exc:
         _fail(exc)
-    book = f"replay:{result.replay_id}"
     click.echo(f"replay {result.replay_id}: {result.runs} runs over {result.ticks} ticks in {result.seconds:.1f} s "
                f"({', '.join(f'{v} {k}' for k, v in sorted(result.statuses.items()))})")
-    from okxlab.review.metrics import load_metrics
+    _summary(result, list(agents))
 
-    with env.sessions() as s:
-        metrics = [load_metrics(s, name, book) for name in agents]
-    click.echo(table(["AGENT", "RETURN", "SHARPE", "MAX DRAWDOWN", "TRADES", "WIN RATE", "FEES"],
-                     [[m.agent, _pct(m.performance.total_return), _num(m.performance.sharpe),
-                       _pct(m.performance.max_drawdown.depth), m.performance.trades, _pct(m.performance.win_rate),
-                       m.activity.fees] for m in metrics]))
+
+def _summary(result, agents: list[str]) -> None:  # noqa: ANN001
+    """The same table and baseline line for every mode (RangeResult.agents and .baseline)."""
+    from okxlab.cli.common import table
+
+    click.echo(table(["AGENT", "EQUITY", "RETURN", "MAX DRAWDOWN", "TRADES", "OPEN"],
+                     [[a["agent"], f"{a['equity']:.2f}", f"{a['return_pct']:+.2f}%",
+                       "-" if a["max_drawdown_pct"] is None else f"{a['max_drawdown_pct']:.2f}%", a["trades"],
+                       a["open"]] for a in result.agents]))
+    bh = result.baseline
+    click.echo(f"baselines over the same window: cash +0.00%, buy-and-hold {bh['symbol']} "
+               + (f"{bh['return_pct']:+.2f}% ({bh['first']:,.1f} → {bh['last']:,.1f}; {bh['note']})"
+                  if bh["return_pct"] is not None else f"unknown: {bh['note']}"))
+    if any(a["max_drawdown_pct"] is None for a in result.agents):
+        click.echo("fast mode records only the runs that act, so drawdowns are not measured; --mode inline "
+                   "records every run")
+    book = f"replay:{result.replay_id}"
     click.echo(f"runs written to book {book}: okxlab runs list --agent {agents[0]} · okxlab leaderboard --book {book}")
 
 
 def _in_process(env, agents: list[str], begin: datetime, finish_at: datetime, bar: str, mode: str,  # noqa: ANN001
                 data_paths: tuple[str, ...], offline_planners: bool, fresh_llm: bool) -> None:
     """--mode inline|fast: no workers, no simulator server; progress on stderr, the summary on stdout."""
-    from okxlab.cli.common import table
     from okxlab.replay.inprocess import replay_in_process
 
     if fresh_llm:
@@ -169,10 +206,7 @@ def _in_process(env, agents: list[str], begin: datetime, finish_at: datetime, ba
     click.echo(f"replay {result.replay_id} ({mode}): {result.runs} runs over {result.ticks} ticks in "
                f"{result.seconds:.1f} s ({', '.join(f'{v} {k}' for k, v in sorted(result.statuses.items()))}); "
                f"{result.executed} runs executed, {result.records} records written")
-    click.echo(table(["AGENT", "EQUITY", "RETURN", "TRADES"],
-                     [[a["agent"], f"{a['equity']:.2f}", f"{a['return_pct']:+.2f}%", a["trades"]]
-                      for a in result.agents]))
-    click.echo(f"runs written to book replay:{result.replay_id}: okxlab leaderboard --book replay:{result.replay_id}")
+    _summary(result, agents)
 
 
 def _speed(text: str) -> float:
@@ -183,11 +217,3 @@ def _speed(text: str) -> float:
     if value <= 0:
         raise UserError(f"--speed {text!r} must be 'max' or a positive number")
     return value
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:+.2f}%"
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,19 +13,13 @@ from okxlab.api.context import ApiContext
 from okxlab.api.responses import SafeJSONResponse
 from okxlab.api.routes import admin, agents, replays, review, runs, system
 from okxlab.config import database_url
-from okxlab.errors import ConfigError
 from okxlab.service.db import config, open_db
 
-PUBLIC_ENV = "OKXLAB_API_PUBLIC"
-
-
 def public_mode() -> bool:
-    raw = os.environ.get(PUBLIC_ENV, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise ConfigError(f"{PUBLIC_ENV}={raw!r} must be 1/true/yes or 0/false/no")
+    """OKXLAB_API_PUBLIC (okxlab/settings.py): GETs of read scope without a token."""
+    from okxlab import settings
+
+    return settings.current().api_public
 
 
 def _start_run(run_id: str, from_stage: str = "snapshot") -> None:

@@ -25,7 +25,8 @@ def api(host: str, port: int) -> None:
 
 @click.group()
 def tokens() -> None:
-    """API tokens: scopes read (every GET) < operate (switches, plans, replays, reports) < admin (schedules, tokens)."""
+    """API tokens: create (shown once), list, revoke. Scopes: read (every GET) < operate (switches, plans,
+    replays, reports) < admin (schedules, tokens)."""
 
 
 @tokens.command()

@@ -20,8 +20,10 @@ def db() -> None:
 def upgrade() -> None:
     """Apply migrations, register the configured agents, seed the default schedules (once)."""
     url = database_url()
-    prepare(config(), url)
+    done = prepare(config(), url)
     click.echo(f"database {redact(url)} is at schema {head_revision()}")
+    if done.describe():
+        click.echo(done.describe())
 
 
 @db.command()

@@ -124,19 +124,16 @@ def demo(ticks: int, workers: int) -> None:
     finally:
         worker.stop()
         server.stop()
-    from okxlab.review.leaderboard import build_leaderboard
     from okxlab.review.report import deliver
 
     planners = {a.name: (a.strategy if a.planner == "strategy" else f"offline:{a.offline_fallback}") for a in config.agents}
-    with env.sessions() as s:
-        board = build_leaderboard(s, f"replay:{result.replay_id}")
     click.echo("")
-    click.echo(table(["AGENT", "PLANNER", "EQUITY", "RETURN", "TRADES", "MAX DRAWDOWN"],
+    click.echo(table(["AGENT", "PLANNER", "EQUITY", "RETURN", "TRADES", "OPEN", "MAX DRAWDOWN"],
                      [[r["agent"], planners[r["agent"]], r["equity"], f"{r['return_pct']:+.2f}%", r["trades"],
-                       f"{r['max_drawdown_pct']:.2f}%"] for r in result.agents]))
-    bh = board.buy_and_hold
-    click.echo(f"baselines over the same window: cash +0.00%, buy-and-hold {bh.symbol} "
-               + (f"{bh.total_return * 100:+.2f}%" if bh.total_return is not None else "n/a"))
+                       r["open"], f"{r['max_drawdown_pct']:.2f}%"] for r in result.agents]))
+    bh = result.baseline
+    click.echo(f"baselines over the same window: cash +0.00%, buy-and-hold {bh['symbol']} "
+               + (f"{bh['return_pct']:+.2f}%" if bh["return_pct"] is not None else f"n/a ({bh['note']})"))
     statuses = ", ".join(f"{v} {k}" for k, v in sorted(result.statuses.items()))
     click.echo(f"\n{result.runs} runs in {result.seconds:.1f} s ({statuses}).")
     outcome = deliver(datetime.now(UTC).date(), send=False, url=url, config=config)

@@ -2,20 +2,59 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from okxlab import __version__
-from okxlab.config import database_url
-from okxlab.db.session import redact, scrub
 from okxlab.errors import UserError
+
+# Each command's module is imported when the command runs, not when `okxlab` starts: the modules pull in
+# SQLAlchemy, pandas, matplotlib and ccxt (two seconds), which `okxlab --help` and `okxlab runs list` must not
+# pay for. The one-line help beside each name is what `okxlab --help` lists (tests/cli checks it is each
+# command's own first line).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "api": ("okxlab.cli.api:api", "Serve the HTTP control API (OpenAPI at /docs)."),
+    "agents": ("okxlab.cli.agents:agents", "Agents: their planners, trading states and equity."),
+    "db": ("okxlab.cli.db:db", "The database: schema migrations."),
+    "demo": ("okxlab.cli.demo:demo", "Run every agent through the real pipeline over recent history."),
+    "leaderboard": ("okxlab.cli.review:leaderboard", "Every agent ranked by return, beside cash and buy-and-hold."),
+    "metrics": ("okxlab.cli.metrics:metrics", "Serve /metrics for Prometheus until interrupted."),
+    "reconcile": ("okxlab.cli.ledger:reconcile", "Compare each agent's ledger with the exchange's account."),
+    "report": ("okxlab.cli.review:report", "Build the review report of one UTC day, and optionally email it."),
+    "risk": ("okxlab.cli.risk:risk", "Kill switches and exposure across agents."),
+    "runs": ("okxlab.cli.runs:runs", "Pipeline runs and their whole audit trail."),
+    "schedules": ("okxlab.cli.schedules:schedules", "When agents run: intervals or crontabs (UTC)."),
+    "sim": ("okxlab.cli.sim:sim", "Run the local OKX v5 REST simulator that ccxt trades against."),
+    "strategies": ("okxlab.cli.strategies:strategies", "Rule strategies: check and read strategy documents."),
+    "tokens": ("okxlab.cli.api:tokens", "API tokens: create (shown once), list, revoke."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    module, attr = COMMANDS[name][0].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class OkxlabGroup(click.Group):
-    """Turns known failures into one clear line instead of a traceback."""
+    """Loads each command when it is used, and turns known failures into one clear line instead of a
+    traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(load_command(cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str())
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         try:
@@ -25,7 +64,14 @@ class OkxlabGroup(click.Group):
 
             click.echo(f"okxlab: error: {one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
-        except OperationalError as exc:
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if not isinstance(exc, OperationalError):
+                raise
+            from okxlab.config import database_url
+            from okxlab.db.session import redact, scrub
+
             url = database_url()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig and str(exc.orig).strip() else "database error"
             click.echo(f"okxlab: error: database {redact(url)} failed: {scrub(reason, url)}", err=True)
@@ -46,22 +92,6 @@ def main(verbose: bool) -> None:
     if not verbose:  # each retried read would log a warning; a command's outcome is its own one line
         logging.getLogger("urllib3").setLevel(logging.ERROR)
 
-
-def _register() -> None:
-    from okxlab.cli import agents, db, demo, risk, runs, schedules
-    from okxlab.cli.api import api, tokens
-    from okxlab.cli.ledger import reconcile
-    from okxlab.cli.metrics import metrics
-    from okxlab.cli.review import leaderboard, report
-    from okxlab.cli.sim import sim
-    from okxlab.cli.strategies import strategies
-
-    for command in (db.db, agents.agents, schedules.schedules, runs.runs, risk.risk, demo.demo, leaderboard, report,
-                    reconcile, metrics, sim, strategies, api, tokens):
-        main.add_command(command)
-
-
-_register()
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,8 @@ def one_line_errors(fn: F) -> F:
 
 
 @click.command()
-@click.option("--since", help="Window start: YYYY-MM-DD, an ISO time (UTC), or a span back from now (12h, 7d). "
+@click.option("--since", help="Window start: YYYY-MM-DD, an ISO time (UTC), or a span back from now (12h, 7d) "
+                              "on the book's own clock (the simulator's market time for sim). "
                               "Default: the book's beginning.")
 @click.option("--until", help="Window end (exclusive), same forms. Default: now.")
 @click.option("--book", help="The account to rank: sim, demo, live or replay:<id>. Default: the most recently active.")
@@ -44,10 +45,10 @@ def one_line_errors(fn: F) -> F:
 def leaderboard(since: str | None, until: str | None, book: str | None, as_json: bool) -> None:
     """Every agent ranked by return, beside cash and buy-and-hold BTC on the same window, with a bootstrap
     interval telling whether each lead is more than noise."""
-    window = service.window(since, until)
+    service.window(since, until, ordered=False)  # bad input fails here, before the database is opened
     settings = ReviewSettings.from_config(config())
     with open_db()() as s:
-        board = service.leaderboard(s, settings, book, window)
+        window, board = service.leaderboard(s, settings, book, since, until)
     if board is None:
         if as_json:
             echo_json(service.empty(window))

@@ -10,20 +10,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import migrations
-from okxlab.config import database_url
 from okxlab.db.session import check_connection, get_engine
+from okxlab.settings import current as settings
 
 
 def alembic_config(url: str | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
     # '%' must be escaped for configparser; URLs may contain it (encoded passwords).
-    cfg.set_main_option("sqlalchemy.url", (url or database_url()).replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", (url or settings().database).replace("%", "%%"))
     return cfg
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    url = url or database_url()
+    url = url or settings().database
     check_connection(url)
     command.upgrade(alembic_config(url), revision)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +13,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from okxlab.config import database_url
 from okxlab.errors import ConfigError
+from okxlab.settings import current as settings
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -102,7 +101,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
 
 def get_engine(url: str | None = None) -> Engine:
-    url = url or database_url()
+    url = url or settings().database
     with _lock:
         engine = _engines.get(url)
         if engine is not None:
@@ -122,7 +121,7 @@ def get_engine(url: str | None = None) -> Engine:
             engine = create_engine(
                 parsed,
                 pool_pre_ping=True,
-                pool_size=int(os.environ.get("OKXLAB_DB_POOL_SIZE", "5")),
+                pool_size=settings().db_pool_size,
                 connect_args={"connect_timeout": 5, "application_name": "okxlab"},
             )
         _engines[url] = engine
@@ -157,7 +156,7 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 def check_connection(url: str | None = None) -> None:
     """Raise a one-line ConfigError if the database cannot be reached."""
-    url = url or database_url()
+    url = url or settings().database
     try:
         with get_engine(url).connect() as conn:
             conn.execute(text("SELECT 1"))

@@ -12,7 +12,6 @@ Clients are cached per thread (a ccxt instance is not safe to share between thre
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ from urllib3.util.retry import Retry
 from okxlab.config import AgentConfig, Config, live_trading_enabled
 from okxlab.domain import Instrument
 from okxlab.errors import ConfigError
+from okxlab.settings import current as settings
 
 ENV_MISMATCH_CODE = "50101"  # OKX: "APIKey does not match current environment."
 
@@ -90,10 +90,7 @@ def venue_for_book(config: Config, book: str, replay_url: str | None = None) -> 
 
 def request_timeout_ms() -> int:
     """ccxt's timeout per request: 10 s, or OKXLAB_EXCHANGE_TIMEOUT_MS."""
-    raw = os.environ.get("OKXLAB_EXCHANGE_TIMEOUT_MS", "10000")
-    if not raw.isdigit() or int(raw) < 100:
-        raise ConfigError(f"OKXLAB_EXCHANGE_TIMEOUT_MS={raw!r} must be a whole number of milliseconds >= 100")
-    return int(raw)
+    return settings().exchange_timeout_ms
 
 
 def new_client(config: Config, agent: AgentConfig, venue: Venue, *, timeout_ms: int | None = None) -> ccxt.okx:

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,9 +36,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from okxlab.db.models import AuditEvent, Order
 from okxlab.db.ops import audit, db_now
 from okxlab.domain import TERMINAL_ORDER, OrderState
-from okxlab.errors import ConfigError, TransientError
+from okxlab.errors import TransientError
 from okxlab.outcome import audit_row
 from okxlab.risk.switches import switches_block
+from okxlab.settings import current as settings
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +67,10 @@ class OrderBusy(TransientError):
         self.retry_after = retry_after
 
 
-def _env_seconds(name: str, minimum: float, default: Callable[[], timedelta], hint: str = "") -> timedelta:
-    """A duration from the environment variable `name` in seconds (at least `minimum`), or `default()`."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return default()
-    try:
-        seconds = float(raw)
-        if not seconds >= minimum:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} must be a number of seconds >= {minimum:g}{hint}") from None
-    return timedelta(seconds=seconds)
-
-
 def claim_ttl() -> timedelta:
     """How long a claim protects an attempt that may still be sending: CLAIM_TTL, or OKXLAB_ORDER_CLAIM_TTL
     seconds. It must outlast any request in flight (ccxt's timeout is 10 s per call)."""
-    return _env_seconds("OKXLAB_ORDER_CLAIM_TTL", 1, lambda: CLAIM_TTL, " (default 60)")
+    return settings().claim_ttl or CLAIM_TTL
 
 
 # A request that got no answer at all may still be on its way to the exchange; one the exchange answered
@@ -95,10 +81,8 @@ NO_ANSWER = ("RequestTimeout", "NetworkError")
 def resend_settle() -> timedelta:
     """How long after an unanswered request a lookup's "not found" is trusted enough to send again: twice the
     exchange request timeout, or OKXLAB_ORDER_RESEND_SETTLE seconds."""
-    from okxlab.execution.exchange import request_timeout_ms
-
-    return _env_seconds("OKXLAB_ORDER_RESEND_SETTLE", 0,
-                        lambda: timedelta(milliseconds=2 * request_timeout_ms()))
+    configured = settings()
+    return configured.resend_settle or timedelta(milliseconds=2 * configured.exchange_timeout_ms)
 
 
 def _may_still_arrive(order: Order, now: datetime) -> float:

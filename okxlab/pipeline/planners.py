@@ -7,6 +7,7 @@ silently: the planner's name says `offline:` and the demo says so plainly.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,10 +15,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from okxlab.config import AgentConfig, Config
 from okxlab.errors import ConfigError
 from okxlab.planning.base import PlanContext, Planner, PlanResult
-from okxlab.planning.llm import llm_planner
+from okxlab.planning.cache import ResponseCache
+from okxlab.planning.llm import LlmPlanner
+from okxlab.planning.providers import parse_llm_settings, parse_prices
 from okxlab.planning.stored_cache import DatabaseResponseCache
+from okxlab.secrets import configured_secrets
 from okxlab.strategies.load import load_strategy
 from okxlab.strategies.planner import StrategyPlanner
+
+
+def llm_planner(agent: AgentConfig, config: Config, cache: ResponseCache | None = None) -> LlmPlanner:
+    """The planner for an `llm` agent of the config. Raises ConfigError (one line) for bad settings or a missing key.
+
+    Built here, not in planning/, so the planning package needs neither the config nor the secrets module."""
+    settings = parse_llm_settings(agent.name, agent.llm)
+    prices = parse_prices(config.llm.get("prices") if isinstance(config.llm, Mapping) else None)
+    return LlmPlanner(agent.name, settings, prices=prices, cache=cache, secrets=configured_secrets(config))
 
 
 class OfflineStandIn:

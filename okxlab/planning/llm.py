@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import openai
@@ -36,15 +36,9 @@ from okxlab.planning.providers import (
     LlmSettings,
     Price,
     estimate_cost,
-    parse_llm_settings,
-    parse_prices,
     require_api_key,
 )
 from okxlab.planning.schema import validate_plan
-from okxlab.secrets import configured_secrets
-
-if TYPE_CHECKING:
-    from okxlab.config import AgentConfig, Config
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +55,60 @@ _RETRIED_STATUSES = {408, 409, 429}  # plus every 5xx: what the SDK retries on i
 _KEY_LIKE = [
     (re.compile(r"(?i)\bbearer\s+[^\s\"',;]+"), "Bearer [redacted]"),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-[redacted]"),
-    (re.compile(r"[^\s\"',;:]*\*{3,}[^\s\"',;:]*"), "[redacted]"),  # masked keys providers echo ("sk-ab****wxyz")
 ]
+_TOKEN_END = frozenset("\"',;:")
+_STARS = re.compile(r"\*{3,}")
+
+
+def _in_token(ch: str) -> bool:
+    return not ch.isspace() and ch not in _TOKEN_END
+
+
+def _mask_starred(text: str) -> str:
+    """Each token holding 3+ stars (a masked key a provider echoes: "sk-ab****wxyz") becomes [redacted].
+
+    Walked by hand rather than with a regex around the stars: a backtracking regex takes quadratic time on a
+    model's 200,000-character token, and the answers scrubbed here are anything a model cares to send."""
+    out, pos = [], 0
+    for m in _STARS.finditer(text):
+        start, end = m.start(), m.end()
+        if start < pos:  # inside a token already masked
+            continue
+        while start > pos and _in_token(text[start - 1]):
+            start -= 1
+        while end < len(text) and _in_token(text[end]):
+            end += 1
+        out += [text[pos:start], "[redacted]"]
+        pos = end
+    return "".join(out) + text[pos:] if out else text
+
+
+def _without_pieces(text: str, secret: str) -> str:
+    """`text` without any 8+ character piece of `secret` (providers echo parts of a bad key: "sk-abc...wxyz")."""
+    # Every such piece holds one of the secret's 8-character windows: a text holding none is left at once,
+    # without the quadratic walk over all pieces.
+    if not any(secret[i:i + 8] in text for i in range(len(secret) - 7)):
+        return text
+    for size in range(len(secret) - 1, 7, -1):
+        for i in range(len(secret) - size + 1):
+            piece = secret[i:i + size]
+            if piece in text:
+                text = text.replace(piece, "[redacted]")
+    return text
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` without any of `secrets`, any 8+ character piece of them, or anything shaped like a key."""
+    """`text` without any of `secrets`, any 8+ character piece of them, or anything shaped like a key.
+    Linear in the text's length: it runs on whatever a model answers."""
     for secret in secrets:
         if not secret or secret == NO_KEY:
             continue
         text = text.replace(secret, "[redacted]")
-        if len(secret) >= 12:  # providers echo parts of a bad key ("sk-abc...wxyz")
-            for size in range(len(secret) - 1, 7, -1):
-                for i in range(len(secret) - size + 1):
-                    piece = secret[i:i + size]
-                    if piece in text:
-                        text = text.replace(piece, "[redacted]")
+        if len(secret) >= 12:
+            text = _without_pieces(text, secret)
     for pattern, replacement in _KEY_LIKE:
         text = pattern.sub(replacement, text)
-    return text
+    return _mask_starred(text)
 
 
 def _short(text: str) -> str:
@@ -275,10 +304,3 @@ def repair_messages(answer: str, problems: list[str]) -> list[Message]:
         lines.append(f"- ... and {len(problems) - len(quoted)} more")
     lines.append("Reply again with the corrected JSON object only, in the format given in the system message.")
     return [{"role": "assistant", "content": echoed or "(empty answer)"}, {"role": "user", "content": "\n".join(lines)}]
-
-
-def llm_planner(agent: AgentConfig, config: Config, cache: ResponseCache | None = None) -> LlmPlanner:
-    """The planner for an `llm` agent of the config. Raises ConfigError (one line) for bad settings or a missing key."""
-    settings = parse_llm_settings(agent.name, agent.llm)
-    prices = parse_prices(config.llm.get("prices") if isinstance(config.llm, Mapping) else None)
-    return LlmPlanner(agent.name, settings, prices=prices, cache=cache, secrets=configured_secrets(config))

@@ -180,7 +180,8 @@ def require_api_key(settings: LlmSettings) -> str:
     key = os.environ.get(settings.api_key_env, "").strip()
     if not key:
         raise ConfigError(
-            f"agent {settings.agent}: {settings.api_key_env} is not set; export it or run with offline planners"
+            f"agent {settings.agent}: {settings.api_key_env} is not set; export it where the workers run "
+            "(a replay can use the agent's offline_fallback with --offline-planners)"
         )
     return key
 

@@ -75,8 +75,9 @@ from okxlab.pipeline.env import StageEnv
 from okxlab.planning.decide import decide_plan, decide_validate
 from okxlab.replay.bulk import BulkWriter
 from okxlab.replay.fast import FastMode
-from okxlab.replay.range import RangeResult, summarize, ticks_between
+from okxlab.replay.range import RangeResult, baseline, book_baseline, summarize, ticks_between
 from okxlab.replay.series import SeriesView, history_signals, instrument_of, quality_risk
+from okxlab.review.settings import ReviewSettings
 from okxlab.risk import state as risk_state
 from okxlab.risk.decide import decide_risk, intent_to_json
 from okxlab.risk.switches import load_risk_state, order_block, state_row, store_state
@@ -290,13 +291,17 @@ class InProcessReplay(FastMode):
         result = InProcessResult(replay_id=self.replay.id, ticks=len(ticks), runs=total, statuses=statuses,
                                  seconds=round(time.monotonic() - started, 2), mode=self.mode, executed=executed,
                                  records=self.writer.written)
-        result.agents = summarize(self.env, self.replay.id, list(self.replay.agents)) if self.mode == "inline" \
-            else self._summary_from_memory()
+        if self.mode == "inline":  # every run recorded: the book says it all, as for the pipeline
+            result.agents, result.baseline = summarize(self.env, self.replay.id, list(self.replay.agents)), \
+                book_baseline(self.env, self.replay.id)
+        else:  # fast mode records only the runs that act: the figures come from memory and the data
+            result.agents, result.baseline = self._summary_from_memory(), self._baseline_from_data(ticks_ms)
         with self.env.sessions.begin() as s:
             row = s.get(Replay, self.replay.id)
             row.status, row.finished_at = "done", utcnow()
             row.summary = {"ticks": result.ticks, "runs": result.runs, "statuses": statuses, "seconds": result.seconds,
-                           "agents": result.agents, "mode": self.mode, "executed_runs": executed,
+                           "agents": result.agents, "baseline": result.baseline, "mode": self.mode,
+                           "executed_runs": executed,
                            "records": result.records,
                            "datasets": {f"{k[0]} {k[1]}": {"sha256": v.dataset, "bars": len(v.ts)}
                                         for k, v in self.views.items()}}
@@ -680,11 +685,22 @@ class InProcessReplay(FastMode):
         out = []
         for agent in self.agents:
             final = self._ledger_equity(agent, self.replay.end)
-            trades = len(agent.ledger.closed) + len(agent.ledger.open)
             out.append({"agent": agent.cfg.name, "equity": final,
-                        "return_pct": (final / agent.initial_equity - 1) * 100.0, "trades": trades,
-                        "max_drawdown_pct": None})
+                        "return_pct": (final / agent.initial_equity - 1) * 100.0, "trades": len(agent.ledger.closed),
+                        "open": len(agent.ledger.open), "max_drawdown_pct": None})
         return sorted(out, key=lambda r: -r["return_pct"])
+
+    def _baseline_from_data(self, ticks_ms: list[int]) -> dict[str, Any]:
+        """Buy-and-hold of the review benchmark from the last close at or before the first and the last tick
+        (the runs that would have seen those prices were skipped, so the book holds no snapshot of them)."""
+        symbol = ReviewSettings.from_config(self.env.config).benchmark
+        view = next((v for (sym, _), v in self.views.items() if sym == symbol), None)
+        if view is None:
+            return baseline(symbol, None, None, f"no agent of this replay trades {symbol}")
+        first, last = view.closed(ticks_ms[0]), view.closed(ticks_ms[-1])
+        closes = view.ohlcv.close
+        return baseline(symbol, float(closes[first - 1]) if first else None, float(closes[last - 1]) if last else None,
+                        "bar closes at the first and last tick, 1x, no fees or funding")
 
 
 @dataclass

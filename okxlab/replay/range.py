@@ -40,8 +40,12 @@ class RangeResult:
     ticks: int
     runs: int
     statuses: dict[str, int] = field(default_factory=dict)
+    # Per agent, best first, the same keys in every mode: agent, equity, return_pct, trades (closed round
+    # trips), open (positions still open), max_drawdown_pct (None where the mode did not record every run).
     agents: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # Buy-and-hold of the benchmark over the window: symbol, return_pct (None if unknown), note.
+    baseline: dict[str, Any] = field(default_factory=dict)
 
 
 def ticks_between(start: datetime, end: datetime, bar: str) -> list[datetime]:
@@ -131,11 +135,12 @@ def run_range(env: StageEnv, replay: Replay, admin: AdminClient, world_url: Call
     result = RangeResult(replay_id=replay.id, ticks=len(ticks), runs=total, statuses=statuses,
                          seconds=round(time.monotonic() - started, 2))
     result.agents = summarize(env, replay.id, list(replay.agents))
+    result.baseline = book_baseline(env, replay.id)
     with env.sessions.begin() as s:
         row = s.get(Replay, replay.id)
         row.status, row.finished_at = "done", utcnow()
         row.summary = {"ticks": result.ticks, "runs": result.runs, "statuses": statuses, "seconds": result.seconds,
-                       "agents": result.agents}
+                       "agents": result.agents, "baseline": result.baseline}
         audit(s, "replay.finished", f"replay {replay.id}: {total} runs over {len(ticks)} ticks in {result.seconds} s",
               data={"replay_id": replay.id, "statuses": statuses})
     return result
@@ -153,9 +158,27 @@ def summarize(env: StageEnv, replay_id: int, agents: list[str]) -> list[dict[str
             initial = env.config.agent(name).initial_equity
             final = perf.equity_end if perf.equity_end is not None else initial
             out.append({"agent": name, "equity": final, "return_pct": (final / initial - 1) * 100.0,
-                        "trades": perf.trades + perf.open_trades,
+                        "trades": perf.trades, "open": perf.open_trades,
                         "max_drawdown_pct": (perf.max_drawdown.depth or 0.0) * 100.0})
     return sorted(out, key=lambda r: -r["return_pct"])
+
+
+def book_baseline(env: StageEnv, replay_id: int) -> dict[str, Any]:
+    """Buy-and-hold of the review benchmark over the replay, from the prices its runs saw (as the leaderboard)."""
+    from okxlab.review.leaderboard import build_leaderboard
+    from okxlab.review.settings import ReviewSettings
+
+    settings = ReviewSettings.from_config(env.config)
+    with env.sessions() as s:
+        bh = build_leaderboard(s, f"replay:{replay_id}", settings=settings).buy_and_hold
+    return baseline(bh.symbol, bh.price_start, bh.price_end, bh.note)
+
+
+def baseline(symbol: str, first: float | None, last: float | None, note: str | None = None) -> dict[str, Any]:
+    known = bool(first and last)
+    return {"symbol": symbol, "return_pct": (last / first - 1) * 100.0 if known else None,
+            "first": first if known else None, "last": last if known else None,
+            "note": note or ("" if known else f"no {symbol} prices over the window")}
 
 
 def latest_window(admin: AdminClient, symbols: list[str], bar: str, ticks: int, warmup_bars: int) -> tuple[datetime, datetime]:

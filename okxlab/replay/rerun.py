@@ -43,6 +43,22 @@ def _copy_rows(s: Session, model: type[m.Base], source: str, target: str) -> int
     return len(rows)
 
 
+def check_rerun(env: StageEnv, run_id: str, from_stage: str, *, fresh_market: bool) -> None:
+    """Refuse, before anything is written, a re-run that would not be the run it claims to re-run."""
+    if from_stage not in STAGES:
+        raise UserError(f"--from-stage {from_stage!r} is not a stage ({', '.join(STAGES)})")
+    with env.sessions() as s:
+        original = s.get(Run, run_id)
+        if original is None:
+            raise NotFound(f"no run {run_id!r}; list runs with `okxlab runs list`")
+        if from_stage == "snapshot" and not fresh_market:
+            taken = s.scalar(select(m.MarketSnapshot.as_of).where(m.MarketSnapshot.run_id == run_id))
+            raise UserError(f"--from-stage snapshot reads the market again now, not as run {run_id} saw it"
+                            + (f" at {taken:%Y-%m-%d %H:%M} UTC" if taken else "")
+                            + ", so it plans on other data; add --fresh-market to do that, or re-run from quality "
+                            "or later to keep the original's inputs")
+
+
 def create_rerun(env: StageEnv, run_id: str, from_stage: str, *, fresh_llm: bool) -> tuple[Replay, str]:
     """The new run (pending, with the earlier stages' records in place) and its replay row."""
     if from_stage not in STAGES:

@@ -1,6 +1,6 @@
 """Email the review report over SMTP (STARTTLS, implicit TLS, or plain on a trusted relay), once per day.
 
-Settings come from the environment only (documented in docs/review.md):
+Settings come from the environment only (typed in okxlab/settings.py, documented in docs/review.md):
 
     OKXLAB_SMTP_HOST       the server; unset means "no email" (the report is still written)
     OKXLAB_SMTP_PORT       default 587 (starttls), 465 (ssl), 25 (none)
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from okxlab import settings
 from okxlab.db.models import Report, utcnow
 from okxlab.db.ops import audit
 from okxlab.errors import ConfigError, UserError
@@ -39,8 +40,6 @@ from okxlab.errors import ConfigError, UserError
 if TYPE_CHECKING:
     from okxlab.review.report import BuiltReport
 
-SECURITY_MODES = ("starttls", "ssl", "none")
-DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 PASSWORD_ENV = "OKXLAB_SMTP_PASSWORD"
 
 
@@ -62,47 +61,34 @@ class SmtpSettings:
     ca_file: str | None = None
 
     def password(self) -> str | None:
-        return os.environ.get(PASSWORD_ENV) or None
+        # Read at the moment of sending, never kept on this object (which may be shown or logged).
+        secret = settings.current().smtp_password
+        return secret.get_secret_value() if secret else None
 
 
 def smtp_settings(env: Mapping[str, str] | None = None) -> SmtpSettings | None:
-    """The SMTP settings from the environment, or None when OKXLAB_SMTP_HOST is not set."""
-    env = os.environ if env is None else env
-    host = env.get("OKXLAB_SMTP_HOST", "").strip()
-    if not host:
+    """The SMTP settings from the environment (or `env`), or None when OKXLAB_SMTP_HOST is not set.
+
+    Each variable's type is checked by okxlab.settings; this checks how they fit together."""
+    s = settings.current() if env is None else settings.from_env(env)
+    if not s.smtp_host:
         return None
-    security = env.get("OKXLAB_SMTP_SECURITY", "starttls").strip().lower() or "starttls"
-    if security not in SECURITY_MODES:
-        raise ConfigError(f"OKXLAB_SMTP_SECURITY={security!r} must be one of {', '.join(SECURITY_MODES)}")
-    raw_port = env.get("OKXLAB_SMTP_PORT", "").strip()
-    try:
-        port = int(raw_port) if raw_port else DEFAULT_PORTS[security]
-        if not 0 < port < 65536:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"OKXLAB_SMTP_PORT={raw_port!r} must be a port number (1-65535)") from None
-    raw_timeout = env.get("OKXLAB_SMTP_TIMEOUT", "").strip()
-    try:
-        timeout = float(raw_timeout) if raw_timeout else 30.0
-        if timeout <= 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"OKXLAB_SMTP_TIMEOUT={raw_timeout!r} must be a positive number of seconds") from None
-    user = env.get("OKXLAB_SMTP_USER", "").strip() or None
-    if user and not env.get(PASSWORD_ENV):
+    port = s.smtp_port or settings.SMTP_PORTS[s.smtp_security]
+    user = s.smtp_user
+    if user and not s.smtp_password:
         raise ConfigError(f"OKXLAB_SMTP_USER is set but {PASSWORD_ENV} is not; set both, or neither for no login")
-    sender = env.get("OKXLAB_SMTP_FROM", "").strip() or (user if user and "@" in user else "")
+    sender = s.smtp_from or (user if user and "@" in user else "")
     if not sender:
         raise ConfigError("set OKXLAB_SMTP_FROM to the sender address of the report emails")
-    recipients = tuple(r.strip() for r in env.get("OKXLAB_REPORT_TO", "").split(",") if r.strip())
+    recipients = tuple(r.strip() for r in (s.report_to or "").split(",") if r.strip())
     if not recipients:
         raise ConfigError("OKXLAB_SMTP_HOST is set but OKXLAB_REPORT_TO is empty; give the recipients, comma-separated")
-    if security == "none" and user:
+    if s.smtp_security == "none" and user:
         raise ConfigError("OKXLAB_SMTP_SECURITY=none would send the password in clear; use starttls or ssl with a login")
-    ca_file = env.get("OKXLAB_SMTP_CA_FILE", "").strip() or None
+    ca_file = str(s.smtp_ca_file) if s.smtp_ca_file else None
     if ca_file and not os.path.isfile(ca_file):
         raise ConfigError(f"OKXLAB_SMTP_CA_FILE={ca_file} is not a file")
-    return SmtpSettings(host, port, security, user, sender, recipients, timeout, ca_file)
+    return SmtpSettings(s.smtp_host, port, s.smtp_security, user, sender, recipients, s.smtp_timeout, ca_file)
 
 
 def build_message(built: BuiltReport, smtp: SmtpSettings) -> EmailMessage:

@@ -47,6 +47,9 @@ def _window(section: BookSection) -> str:
     w = section.window
     if w.start is None and w.end is None:
         return "the whole replay"
+    if w != section.scheduled:  # the book keeps its own clock (the simulator's market time)
+        return (f"market time {_ts(w.start)} → {_ts(w.end) if w.end else 'its latest run'} UTC, the book's own "
+                f"clock, for its runs scheduled {_ts(section.scheduled.start)} → {_ts(section.scheduled.end)} UTC")
     return f"{_ts(w.start)} → {_ts(w.end)} UTC"
 
 
@@ -211,7 +214,8 @@ def report_json(data: ReportData) -> dict[str, Any]:
         "version": REPORT_VERSION,
         "day": data.day,
         "generated_at": data.generated_at,
-        "books": [{"book": s.book, "window": s.window.to_json(), "leaderboard": s.leaderboard.to_json(),
+        "books": [{"book": s.book, "window": s.window.to_json(), "scheduled": s.scheduled.to_json(),
+                   "leaderboard": s.leaderboard.to_json(),
                    "agents": [e.metrics.to_json() for e in s.leaderboard.entries],
                    "trades": [{"agent": agent, **t.to_json()} for agent, t in s.trades],
                    "risk_events": s.risk_events, "invalid_plans": s.invalid_plans, "llm_by_model": s.llm_by_model,

@@ -1,8 +1,9 @@
 """The review report of one UTC day: gathered from the database, drawn, written to disk, and (mailer.py) sent.
 
-Which books a day covers: every book with runs scheduled that day (market time), over that day; and every
-replay book whose runs were created that day (wall-clock) but replay other days, over the whole replay (each
-replay trades a fresh account, so all of it is the replay's result).
+Which books a day covers: every book with runs scheduled that day, over that day on the book's own clock
+(review/clock.py: the simulator's market time may stand years back); and every replay book whose runs were
+created that day (wall-clock) but replay other days, over the whole replay (each replay trades a fresh
+account, so all of it is the replay's result).
 
 Files, under reports_dir()/YYYY-MM-DD/: report.html (charts referenced as the PNG files beside it),
 report.txt, report.json (the figures), and the PNGs. The emailed HTML is the same page with the charts as
@@ -31,6 +32,7 @@ from okxlab.db.session import session_factory
 from okxlab.domain import STAGES
 from okxlab.errors import UserError
 from okxlab.review import charts
+from okxlab.review.clock import market_window
 from okxlab.review.leaderboard import Leaderboard, build_leaderboard
 from okxlab.review.metrics import Latency, Trade, Window, stage_latency
 from okxlab.review.settings import ReviewSettings
@@ -59,7 +61,8 @@ class StageHealth:
 @dataclass
 class BookSection:
     book: str
-    window: Window
+    window: Window  # market time: the figures cover it
+    scheduled: Window  # wall clock: the runs scheduled in it (the same window unless the book keeps its own clock)
     leaderboard: Leaderboard
     trades: list[tuple[str, Trade]]  # (agent, round trip)
     risk_events: list[dict[str, Any]]
@@ -112,14 +115,16 @@ def previous_day(now: datetime) -> date:
 
 # ---- gathering -----------------------------------------------------------------------------------------------
 
-def books_for_day(s: Session, day: date) -> list[tuple[str, Window]]:
+def books_for_day(s: Session, day: date) -> list[tuple[str, Window, Window]]:
+    """(book, market window, scheduled window) for each book the day's report covers."""
     w = day_window(day)
     scheduled = set(s.scalars(select(Run.book).where(Run.scheduled_for >= w.start, Run.scheduled_for < w.end)
                               .distinct()))
     replays = set(s.scalars(select(Run.book).where(Run.created_at >= w.start, Run.created_at < w.end,
                                                    Run.book.like("replay:%")).distinct())) - scheduled
     ordered = sorted(scheduled, key=lambda b: (b.startswith("replay:"), b))
-    return [(b, w) for b in ordered] + [(b, Window()) for b in sorted(replays)]
+    return ([(b, market_window(s, b, w), w) for b in ordered]
+            + [(b, Window(), Window()) for b in sorted(replays)])
 
 
 def _runs(book: str, window: Window) -> Any:
@@ -153,9 +158,12 @@ def _stage_health(s: Session, runs: Any) -> list[StageHealth]:
                         dict(sorted(ended[name].items())), latency[name]) for name in STAGES]
 
 
-def gather_section(s: Session, book: str, window: Window, settings: ReviewSettings) -> BookSection:
+def gather_section(s: Session, book: str, window: Window, settings: ReviewSettings,
+                   scheduled: Window | None = None) -> BookSection:
+    """Figures over `window` (market time) for the runs scheduled in `scheduled` (wall clock; default the same)."""
+    scheduled = window if scheduled is None else scheduled
     lb = build_leaderboard(s, book, window, settings)
-    runs = _runs(book, window)
+    runs = _runs(book, scheduled)
     trades = sorted(((e.metrics.agent, t) for e in lb.entries for t in e.metrics.trades),
                     key=lambda at: (at[0], at[1].opened_at))
     events = [_event(e) for e in s.scalars(select(AuditEvent).where(AuditEvent.kind.like("risk.%"),
@@ -181,7 +189,7 @@ def gather_section(s: Session, book: str, window: Window, settings: ReviewSettin
                                                    .where(Run.id.in_(runs), Run.status.in_(ENDINGS))
                                                    .group_by(Run.status, Run.reason)
                                                    .order_by(func.count().desc(), Run.status, Run.reason))]
-    return BookSection(book=book, window=window, leaderboard=lb, trades=trades, risk_events=events,
+    return BookSection(book=book, window=window, scheduled=scheduled, leaderboard=lb, trades=trades, risk_events=events,
                        invalid_plans=invalid, llm_by_model=llm, runs_by_status=dict(sorted(statuses.items())),
                        stages=_stage_health(s, runs), run_problems=problems[:20])
 
@@ -189,10 +197,10 @@ def gather_section(s: Session, book: str, window: Window, settings: ReviewSettin
 def gather(s: Session, day: date, settings: ReviewSettings, progress: Progress = _quiet) -> ReportData:
     sections = []
     found = books_for_day(s, day)
-    progress(f"{day}: {len(found)} book(s) with runs" + (f": {', '.join(b for b, _ in found)}" if found else ""))
-    for book, window in found:
+    progress(f"{day}: {len(found)} book(s) with runs" + (f": {', '.join(b for b, _, _ in found)}" if found else ""))
+    for book, window, scheduled in found:
         progress(f"book {book}: metrics and leaderboard")
-        section = gather_section(s, book, window, settings)
+        section = gather_section(s, book, window, settings, scheduled)
         progress(f"book {book}: charts")
         section.charts = {f"equity-{section.slug}.png": charts.equity_chart(section.leaderboard),
                           f"drawdown-{section.slug}.png": charts.drawdown_chart(section.leaderboard)}

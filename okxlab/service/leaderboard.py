@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from okxlab.db.models import EquitySnapshot, Fill, Run
 from okxlab.errors import NotFound, UserError
+from okxlab.review.clock import book_now
 from okxlab.review.leaderboard import Leaderboard, books, build_leaderboard, default_book
 from okxlab.review.metrics import Window
 from okxlab.review.settings import ReviewSettings
@@ -43,18 +44,30 @@ def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def window(since: str | None, until: str | None, names: tuple[str, str] = ("--since", "--until")) -> Window:
-    now = datetime.now(UTC)
+def window(since: str | None, until: str | None, names: tuple[str, str] = ("--since", "--until"),
+           now: datetime | None = None, *, ordered: bool = True) -> Window:
+    now = now or datetime.now(UTC)
     w = Window(parse_when(since, names[0], now) if since else None, parse_when(until, names[1], now) if until else None)
-    if w.start and w.end and w.start >= w.end:
+    if ordered and w.start and w.end and w.start >= w.end:
         raise UserError(f"{names[0]} ({w.start:%Y-%m-%d %H:%M}) must be before {names[1]} ({w.end:%Y-%m-%d %H:%M})")
     return w
 
 
-def leaderboard(s: Session, settings: ReviewSettings, book: str | None, w: Window) -> Leaderboard | None:
-    """The board of `book` (default: the most recently active one); None when nothing has run yet."""
+def book_window(s: Session, book: str, since: str | None, until: str | None,
+                names: tuple[str, str] = ("--since", "--until")) -> Window:
+    """The window on `book`'s own clock: a span such as 1d counts back from the book's market time."""
+    return window(since, until, names, book_now(s, book, datetime.now(UTC)))
+
+
+def leaderboard(s: Session, settings: ReviewSettings, book: str | None, since: str | None, until: str | None,
+                names: tuple[str, str] = ("--since", "--until")) -> tuple[Window, Leaderboard | None]:
+    """The window and the board of `book` (default: the most recently active one); no board when nothing has run."""
+    w = window(since, until, names, ordered=False)  # bad input fails before anything is read
     chosen = _chosen(s, book)
-    return None if chosen is None else build_leaderboard(s, chosen, w, settings)
+    if chosen is None:
+        return w, None
+    w = book_window(s, chosen, since, until, names)
+    return w, build_leaderboard(s, chosen, w, settings)
 
 
 def _chosen(s: Session, book: str | None) -> str | None:
@@ -83,10 +96,11 @@ class BoardCache:
 
     def board(self, s: Session, settings: ReviewSettings, book: str | None, since: str | None,
               until: str | None, names: tuple[str, str] = ("since", "until")) -> dict[str, Any]:
-        w = window(since, until, names)
+        w = window(since, until, names, ordered=False)
         chosen = _chosen(s, book)
         if chosen is None:
             return empty(w)
+        w = book_window(s, chosen, since, until, names)
         fixed = not any(v and _SPAN.match(v.strip()) for v in (since, until))
         key = (chosen, w.start, w.end, repr(settings), _book_version(s, chosen)) if fixed else None
         with self._lock:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import threading
 from typing import Any
 
@@ -26,7 +25,7 @@ from okxlab.simulator.clock import iso, parse_time
 from okxlab.simulator.errors import OkxError
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.simulator import DEFAULT_WORLD, AccountSpec, Simulator
-from okxlab.simulator.token import TOKEN_ENV, TOKEN_HEADER, new_token, token_matches
+from okxlab.simulator.token import TOKEN_ENV, TOKEN_HEADER, env_token, new_token, token_matches
 
 log = logging.getLogger(__name__)
 _SIM = web.AppKey("simulator", Simulator)
@@ -383,7 +382,7 @@ class SimServer:
         self.simulator = simulator if simulator is not None else Simulator(**simulator_kwargs)
         self.host, self.port = host, port
         # The environment's token when set (a client in another process finds it there), else one of its own.
-        self.admin_token = admin_token or os.environ.get(TOKEN_ENV, "").strip() or new_token()
+        self.admin_token = admin_token or env_token() or new_token()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None

@@ -13,15 +13,21 @@ import os
 import secrets
 from pathlib import Path
 
+from okxlab import settings
+
 TOKEN_ENV = "OKXLAB_SIM_ADMIN_TOKEN"
 TOKEN_HEADER = "X-Sim-Admin-Token"
 TOKEN_FILE = "sim-admin-token"
 
 
 def token_file(home: Path | None = None) -> Path:
-    from okxlab.config import home_dir
+    return (home or settings.current().home_dir) / TOKEN_FILE
 
-    return (home or home_dir()) / TOKEN_FILE
+
+def env_token() -> str | None:
+    """$OKXLAB_SIM_ADMIN_TOKEN (stripped), or None when unset or blank."""
+    token = settings.current().sim_admin_token
+    return token.get_secret_value() if token else None
 
 
 def new_token() -> str:
@@ -30,7 +36,7 @@ def new_token() -> str:
 
 def read_token(home: Path | None = None) -> str | None:
     """What a client on this machine should send: the environment's token, else the data directory's file."""
-    env = os.environ.get(TOKEN_ENV, "").strip()
+    env = env_token()
     if env:
         return env
     try:
@@ -46,7 +52,7 @@ def server_token(home: Path | None = None) -> tuple[str, str]:
     A file others could read is replaced by a new one: the old token may have been seen. Raises OSError
     when the data directory cannot be written.
     """
-    env = os.environ.get(TOKEN_ENV, "").strip()
+    env = env_token()
     if env:
         return env, f"from ${TOKEN_ENV}"
     path = token_file(home)

@@ -196,3 +196,34 @@ def test_a_sqlite_database_that_cannot_be_created_is_one_line(tmp_path: Path) ->
     blocker.write_text("x")
     line = _one_error_line(_run(["db", "upgrade"], env={"OKXLAB_DATABASE_URL": f"sqlite:///{blocker}/db/okxlab.sqlite"}))
     assert f"cannot create {blocker}/db for the SQLite database" in line
+
+
+def test_commands_load_when_used_and_list_their_own_help() -> None:
+    # `okxlab --help` imports no command module (they pull in SQLAlchemy, pandas, ccxt: seconds of start-up),
+    # and the line it lists for each command starts as that command's own help does.
+    import subprocess
+    import sys
+
+    from okxlab.cli.main import COMMANDS, load_command
+
+    probe = ("import sys; from click.testing import CliRunner; from okxlab.cli.main import main; "
+             "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('sqlalchemy', 'pandas', 'ccxt', 'numpy', 'matplotlib', 'celery') or m.startswith('okxlab.cli.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['okxlab.cli.main']"
+    for name, (_, short) in COMMANDS.items():
+        command = load_command(name)
+        own = " ".join((command.help or "").split())
+        assert command.name == name and own.split()[:3] == short.split()[:3], (name, short, own[:80])
+
+
+def test_db_upgrade_says_what_it_registered_and_seeded(sqlite_url: str) -> None:
+    env = {"OKXLAB_DATABASE_URL": sqlite_url}
+    names = [a.name for a in load_config().agents]
+    first = _run(["db", "upgrade"], env=env)
+    assert first.exit_code == 0, first.output
+    assert f"registered {len(names)} agent(s): {', '.join(names)}" in first.stdout
+    assert "seeded 1 default schedule(s)" in first.stdout
+    again = _run(["db", "upgrade"], env=env)  # nothing new: only the schema line
+    assert again.exit_code == 0 and again.stdout.strip().splitlines() == [first.stdout.splitlines()[0]]

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from okxlab.errors import ConfigError
+from okxlab.pipeline.planners import llm_planner
 from okxlab.planning.base import Planner
 from okxlab.planning.cache import CachedResponse, MemoryResponseCache
-from okxlab.planning.llm import LlmPlanner, llm_planner, redact
+from okxlab.planning.llm import LlmPlanner, redact
 from okxlab.planning.prompt import build_prompt, render_messages, sha256_text
 from okxlab.planning.providers import estimate_cost
 from tests.planning.plan_data import (
@@ -292,7 +293,7 @@ def test_missing_key_is_a_start_up_error(llm_server: LlmServer, monkeypatch: pyt
     monkeypatch.delenv(KEY_ENV, raising=False)
     with pytest.raises(ConfigError) as info:
         LlmPlanner("alpha", settings_for(llm_server, "alpha"))
-    assert str(info.value) == f"agent alpha: {KEY_ENV} is not set; export it or run with offline planners"
+    assert str(info.value) == f"agent alpha: {KEY_ENV} is not set; export it where the workers run (a replay can use the agent's offline_fallback with --offline-planners)"
     assert llm_server.requests == []
 
 
@@ -301,7 +302,7 @@ def test_key_removed_mid_run_is_an_llm_error_not_a_crash(llm_server: LlmServer, 
     planner = make_planner()
     monkeypatch.delenv(KEY_ENV)
     result = planner.plan(make_ctx())
-    assert result.error == f"llm_error: agent tester: {KEY_ENV} is not set; export it or run with offline planners"
+    assert result.error == f"llm_error: agent tester: {KEY_ENV} is not set; export it where the workers run (a replay can use the agent's offline_fallback with --offline-planners)"
     assert llm_server.requests == []
 
 
@@ -354,3 +355,14 @@ def test_redact() -> None:
     assert "ABCD" not in redact("Your api key: ****ABCD is invalid", [])
     assert redact("Authorization: Bearer abc.def", []) == "Authorization: Bearer [redacted]"
     assert redact("nothing secret here", [key]) == "nothing secret here"
+
+
+def test_redact_keeps_pace_with_a_hostile_answer() -> None:
+    # A model's answer may be one 200,000-character token: a backtracking pattern around the stars took
+    # quadratic time on it and stalled the planning worker (this test then runs into the suite's timeout).
+    key = "sk-abcdef0123456789ABCDEF"
+    token = "{" * 200_000
+    assert redact(token, [key]) == token
+    assert redact("x" * 200_000 + "***" + "y" * 200_000 + " kept", [key]) == "[redacted] kept"
+    assert redact("a " * 100_000 + key[:9] + "!", [key]) == "a " * 100_000 + "[redacted]!"
+    assert redact("one ab***cd two ***, three", []) == "one [redacted] two [redacted], three"

@@ -92,7 +92,7 @@ def test_missing_key_names_the_agent_and_the_variable(monkeypatch: pytest.Monkey
     s = parse_llm_settings("deepseek", {"provider": "deepseek", "model": "deepseek-chat"})
     with pytest.raises(ConfigError) as info:
         require_api_key(s)
-    assert str(info.value) == "agent deepseek: DEEPSEEK_API_KEY is not set; export it or run with offline planners"
+    assert str(info.value) == "agent deepseek: DEEPSEEK_API_KEY is not set; export it where the workers run (a replay can use the agent's offline_fallback with --offline-planners)"
     monkeypatch.setenv("DEEPSEEK_API_KEY", "  ")
     with pytest.raises(ConfigError):
         require_api_key(s)

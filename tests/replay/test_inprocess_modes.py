@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from okxlab.db import models as m
@@ -145,6 +146,16 @@ def test_inline_and_fast_replays_decide_what_the_pipeline_decides(pg_url: str, r
     for key in ("fills", "positions", "orders"):
         assert d[key] == a[key], key
     assert d["equity"] == c["equity"] and not d["plans"] and not d["stages"]
+    # the summaries: the same columns, the same figures (trades closed, positions open), a baseline in each
+    def summary(result) -> list:  # noqa: ANN001
+        return [(r["agent"], round(r["equity"], 6), round(r["return_pct"], 6), r["trades"], r["open"])
+                for r in result.agents]
+
+    assert summary(piped) == summary(inline) == summary(fast) == summary(minimal)
+    assert sum(r["trades"] + r["open"] for r in piped.agents) > 0
+    assert piped.baseline == inline.baseline and piped.baseline["return_pct"] is not None
+    assert fast.baseline["return_pct"] == pytest.approx(piped.baseline["return_pct"], abs=0.05), (fast.baseline,
+                                                                                                  piped.baseline)
 
 
 def test_replay_range_fast_from_the_celery_command_line(sqlite_url: str, tmp_path: Path) -> None:

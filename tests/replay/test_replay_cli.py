@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from okxlab.db import models as m
 from tests.conftest import REDIS_URL
@@ -21,11 +21,11 @@ START = datetime(2022, 11, 1, tzinfo=UTC)
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
-def _celery(args: list[str], p, prefix: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+def _celery(args: list[str], p, prefix: str, **override: str) -> subprocess.CompletedProcess:  # noqa: ANN001
     env = {k: v for k, v in os.environ.items() if not k.startswith("OKXLAB_")}
     env.update({"OKXLAB_CONFIG": os.environ["OKXLAB_CONFIG"], "OKXLAB_DATABASE_URL": p.db_url,
                 "OKXLAB_BROKER_URL": REDIS_URL, "OKXLAB_BROKER_PREFIX": prefix, "OKXLAB_SIM_URL": p.sim.url,
-                "OKXLAB_SIM_ADMIN_TOKEN": p.sim.admin_token, KEY_ENV: CANARY_KEY})
+                "OKXLAB_SIM_ADMIN_TOKEN": p.sim.admin_token, KEY_ENV: CANARY_KEY, **override})
     return subprocess.run([CELERY, "-A", "workers", "replay", *args], env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -87,12 +87,23 @@ def test_replay_range_reruns_history_through_the_workers_with_recorded_answers(r
 
 def test_replay_commands_refuse_bad_input_in_one_line(recorded, redis_prefix: str) -> None:
     p, _, _ = recorded
-    for args, expected in ((["run", "no-such-run"], "no run 'no-such-run'"),
-                           (["range", "--agent", "ghost", "--start", "2022-11-01", "--end", "2022-11-02"],
-                            "unknown agent 'ghost'"),
-                           (["range", "--agent", "scripted", "--start", "yesterday", "--end", "2022-11-02"],
-                            "is not an ISO-8601 time")):
-        proc = _celery(args, p, redis_prefix)
+    with p.env.sessions() as s:
+        run_id = s.scalars(select(m.Run.id).order_by(m.Run.scheduled_for)).first()
+        replays = s.scalar(select(func.count()).select_from(m.Replay))
+    unreachable = {"OKXLAB_BROKER_URL": "redis://127.0.0.1:1/0"}
+    for args, expected, env in (
+            (["run", "no-such-run"], "no run 'no-such-run'", {}),
+            (["range", "--agent", "ghost", "--start", "2022-11-01", "--end", "2022-11-02"], "unknown agent 'ghost'", {}),
+            (["range", "--agent", "scripted", "--start", "yesterday", "--end", "2022-11-02"],
+             "is not an ISO-8601 time", {}),
+            # a snapshot taken again now is other data than the run saw: only when asked for
+            (["run", run_id, "--from-stage", "snapshot"], "add --fresh-market", {}),
+            (["run", run_id], "cannot reach the broker at redis://127.0.0.1:1/0", unreachable),
+            (["range", "--agent", "scripted", "--start", "2022-11-01", "--end", "2022-11-02"],
+             "cannot reach the broker", unreachable)):
+        proc = _celery(args, p, redis_prefix, **env)
         assert proc.returncode != 0
-        assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[0]]
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[0]], proc.stderr
         assert proc.stderr.startswith("okxlab: error: ") and expected in proc.stderr
+    with p.env.sessions() as s:  # nothing half-started
+        assert s.scalar(select(func.count()).select_from(m.Replay)) == replays

@@ -40,6 +40,9 @@ class Ledger:
     s: Session
     book: str = "sim"
     runs: list[str] = field(default_factory=list)
+    # The book's market time minus the wall clock: a simulator world may trade 2022 prices today. Runs are
+    # scheduled (and audited) on the wall clock; snapshots, equity, fills and positions stand in market time.
+    market_shift: timedelta = timedelta(0)
 
     def agent(self, name: str, planner: str = "strategy", initial_equity: float = 10_000.0) -> None:
         if self.s.get(Agent, name) is None:
@@ -62,11 +65,13 @@ class Ledger:
                                    attempts=2 if failed else 1, queue=name,
                                    duration_ms=(durations or {}).get(name, 10.0), queue_wait_ms=5.0))
         if btc is not None:
-            self.s.add(MarketSnapshot(run_id=run_id, symbol=BTC, as_of=when, exchange_time=when, bar="4H", last=btc,
+            market = when + self.market_shift
+            self.s.add(MarketSnapshot(run_id=run_id, symbol=BTC, as_of=market, exchange_time=market, bar="4H", last=btc,
                                       bid=btc - 0.5, ask=btc + 0.5, funding_rate=0.0001, instrument={},
                                       order_book={"bids": [], "asks": []}, candles=[]))
         if equity is not None:
-            self.s.add(EquitySnapshot(agent=agent, book=self.book, run_id=run_id, ts=when, cash=equity, equity=equity,
+            self.s.add(EquitySnapshot(agent=agent, book=self.book, run_id=run_id, ts=when + self.market_shift,
+                                      cash=equity, equity=equity,
                                       unrealized_pnl=0.0, realized_pnl=0.0, fees=0.0, positions=[]))
         self.s.flush()
         self.runs.append(run_id)
@@ -78,14 +83,17 @@ class Ledger:
         self.s.add(PositionRecord(agent=agent, book=self.book, symbol=symbol, side=side,
                                   status="closed" if closed else "open", contracts=0.0 if closed else 1.0,
                                   max_contracts=1.0, ct_val=0.01, entry_price=entry,
-                                  exit_price=exit if closed else None, realized_pnl=pnl, fees=fees, opened_at=opened,
-                                  closed_at=closed, exit_reason=reason if closed else None))
+                                  exit_price=exit if closed else None, realized_pnl=pnl, fees=fees,
+                                  opened_at=opened + self.market_shift,
+                                  closed_at=closed + self.market_shift if closed else None,
+                                  exit_reason=reason if closed else None))
         self.s.flush()
 
     def fill(self, agent: str, when: datetime, *, fee: float, slippage_bps: float | None, trade_id: str,
              price: float = 100_000.0, pnl: float = 0.0, exit_reason: str | None = None) -> None:
         self.s.add(Fill(agent=agent, book=self.book, trade_id=trade_id, symbol=BTC, side="buy", price=price,
-                        contracts=1.0, ct_val=0.01, fee=fee, fee_ccy="USDT", ts=when, liquidity="taker",
+                        contracts=1.0, ct_val=0.01, fee=fee, fee_ccy="USDT", ts=when + self.market_shift,
+                        liquidity="taker",
                         slippage_bps=slippage_bps, realized_pnl=pnl, exit_reason=exit_reason))
         self.s.flush()
 
@@ -122,10 +130,11 @@ EQUITY = {
 }
 
 
-def build_day(s: Session, book: str = "sim") -> Ledger:
+def build_day(s: Session, book: str = "sim", market_shift: timedelta = timedelta(0)) -> Ledger:
     """DAY on `book`: three agents, BTC from 100,000 to 103,000, trades, verdicts, an invalid plan, LLM calls,
-    a halt, a skipped run and a failed stage. Every figure the tests check is derived from these rows."""
-    ledger = Ledger(s, book)
+    a halt, a skipped run and a failed stage. Every figure the tests check is derived from these rows.
+    `market_shift`: the book's market clock against the wall clock the runs are scheduled on."""
+    ledger = Ledger(s, book, market_shift=market_shift)
     for name in EQUITY:
         ledger.agent(name, planner="llm" if name == "alpha" else "strategy")
     ids: dict[tuple[str, int], str] = {}

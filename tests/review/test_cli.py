@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from okxlab.cli.review import leaderboard, parse_when, report
 from okxlab.db.session import session_scope
 from okxlab.errors import UserError
-from tests.review.builders import DAY, build_day
+from tests.review.builders import DAY, Ledger, build_day
 from tests.review.conftest import SmtpServer
 from tests.review.test_report import use_smtp
 
@@ -50,6 +50,25 @@ def test_leaderboard_json(day_db: str) -> None:
     assert alpha["activity"]["latency"]["plan"] == {"count": 6, "p50_ms": 135.0, "p95_ms": 157.5,
                                                     "queue_wait_p50_ms": 5.0, "queue_wait_p95_ms": 5.0}
     assert alpha["activity"]["llm"]["tokens_in"] == 3200 and alpha["activity"]["invalid_plans"] == 1
+
+
+def test_leaderboard_span_counts_back_on_the_book_s_clock(sqlite_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Runs of the last day on the wall clock, standing at 2022 market time (the simulator's world): `--since 1d`
+    # takes the book's last day, not a 2026 window where the book has nothing.
+    now = datetime.now(UTC).replace(microsecond=0)
+    shift = datetime(2022, 10, 3, tzinfo=UTC) - now
+    with session_scope(sqlite_db) as s:
+        ledger = Ledger(s, "sim", market_shift=shift)
+        ledger.agent("alpha")
+        for hours_ago, equity in [(40, 10_000.0), (20, 10_000.0), (12, 10_100.0), (4, 10_500.0)]:
+            ledger.run("alpha", now - timedelta(hours=hours_ago), equity=equity, btc=100_000.0)
+    monkeypatch.setenv("OKXLAB_DATABASE_URL", sqlite_db)
+    result = CliRunner().invoke(leaderboard, ["--book", "sim", "--since", "1d", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    start = datetime.fromisoformat(data["window"]["start"])
+    assert abs(start - (now + shift - timedelta(days=1))) < timedelta(minutes=5)
+    assert data["agents"][0]["return"] == pytest.approx(0.05)  # from 10,000 (20 h ago) to 10,500
 
 
 def test_leaderboard_text(day_db: str) -> None:

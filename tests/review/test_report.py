@@ -6,7 +6,7 @@ import email
 import json
 import re
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -90,6 +90,52 @@ def test_replay_books_are_covered_whole(sqlite_db: str) -> None:
         replay.run("alpha", at(-24 * 30 + 4), equity=10_500.0, btc=91_000.0, created_at=at(3))
     built = build_report(DAY, sessions=session_factory(sqlite_db))
     assert "Book replay:9 — the whole replay" in built.text and "+5.00%" in built.text
+
+
+def test_a_book_on_its_own_clock_reports_the_day_s_activity(sqlite_db: str) -> None:
+    # The simulator trades 2022 prices today: its runs are scheduled on DAY but its equity, fills and positions
+    # stand in 2022. The report covers the market time those runs stood at, and says so; the figures are
+    # those of the same day on a book that follows the wall clock.
+    shift = datetime(2022, 10, 3, tzinfo=UTC) - at(0)
+    with session_scope(sqlite_db) as s:
+        build_day(s, "demo")
+        build_day(s, "sim", market_shift=shift)
+    built = build_report(DAY, sessions=session_factory(sqlite_db))
+    data = json.loads((built.directory / "report.json").read_text())
+    demo, sim = data["books"]
+    assert (demo["book"], sim["book"]) == ("demo", "sim")
+    assert sim["window"] == {"start": "2022-10-03T00:00:00+00:00", "end": None}
+    assert sim["scheduled"] == demo["window"] == {"start": "2025-03-10T00:00:00+00:00",
+                                                  "end": "2025-03-11T00:00:00+00:00"}
+    figures = [(a["agent"], a["return"], a["trades"], a["fees"]) for a in sim["leaderboard"]["agents"]]
+    assert figures == [(a["agent"], a["return"], a["trades"], a["fees"]) for a in demo["leaderboard"]["agents"]]
+    assert figures[0][0] == "alpha" and figures[0][1] == pytest.approx(0.07)
+    assert len(sim["trades"]) == len(demo["trades"]) == 4
+    assert sim["runs_by_status"] == demo["runs_by_status"]
+    assert [e["message"] for e in sim["risk_events"]] == [e["message"] for e in demo["risk_events"]] != []
+    assert ("Book sim — market time 2022-10-03 00:00 → its latest run UTC, the book's own clock, for its runs "
+            "scheduled 2025-03-10 00:00 → 2025-03-11 00:00 UTC") in built.text
+
+
+def test_a_book_on_its_own_clock_tiles_its_days(sqlite_db: str) -> None:
+    # A fill between the last tick of one day and the first of the next belongs to exactly one report.
+    shift = datetime(2022, 10, 3, tzinfo=UTC) - at(0)
+    with session_scope(sqlite_db) as s:
+        ledger = Ledger(s, "sim", market_shift=shift)
+        ledger.agent("alpha")
+        for hour, equity in [(-4, 10_000.0), (20, 10_000.0), (24, 10_300.0)]:
+            ledger.run("alpha", at(hour), equity=equity, btc=100_000.0)
+        ledger.fill("alpha", at(22), fee=3.0, slippage_bps=1.0, trade_id="between")
+    def book_of(day: date) -> dict:
+        built = build_report(day, sessions=session_factory(sqlite_db))
+        return json.loads((built.directory / "report.json").read_text())["books"][0]
+
+    day, after = book_of(DAY), book_of(DAY + timedelta(days=1))
+    assert day["window"] == {"start": "2022-10-03T20:00:00+00:00", "end": "2022-10-04T00:00:00+00:00"}
+    assert after["window"] == {"start": "2022-10-04T00:00:00+00:00", "end": None}
+    assert [a["fees"] for a in day["leaderboard"]["agents"]] == [3.0]
+    assert [a["fees"] for a in after["leaderboard"]["agents"]] == [0.0]
+    assert after["leaderboard"]["agents"][0]["return"] == pytest.approx(0.03)
 
 
 def test_empty_day(sqlite_db: str) -> None:
