@@ -100,8 +100,9 @@ class BoardCache:
         chosen = _chosen(s, book)
         if chosen is None:
             return empty(w)
-        w = book_window(s, chosen, since, until, names)
         fixed = not any(v and _SPAN.match(v.strip()) for v in (since, until))
+        # Only a span counts back from the book's clock; a fixed window is the same whatever the clock says.
+        w = window(since, until, names) if fixed else book_window(s, chosen, since, until, names)
         key = (chosen, w.start, w.end, repr(settings), _book_version(s, chosen)) if fixed else None
         with self._lock:
             if key is not None and key in self._boards:
