@@ -15,6 +15,7 @@ from okxlab.api.routes import admin, agents, replays, review, runs, system
 from okxlab.config import database_url
 from okxlab.service.db import config, open_db
 
+
 def public_mode() -> bool:
     """OKXLAB_API_PUBLIC (okxlab/settings.py): GETs of read scope without a token."""
     from okxlab import settings
