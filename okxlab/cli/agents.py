@@ -6,7 +6,7 @@ import getpass
 
 import click
 
-from okxlab.cli.common import config, echo_json, exchange_calls, open_db, table
+from okxlab.cli.common import config, echo_json, exchange_calls, open_db
 from okxlab.domain import TradingState
 from okxlab.service import agents as service
 
@@ -34,10 +34,18 @@ def list_(book: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    click.echo(table(["AGENT", "PLANNER", "SYMBOLS", "BOOK", "STATE", "EQUITY", "RETURN", "RUNS"],
-                     [[r["name"], r["uses"], ",".join(r["symbols"]), r["book"],
-                       r["trading_state"] + (f" ({r['state_reason']})" if r["state_reason"] else ""),
-                       r["equity"], f"{r['return_pct']:+.2f}%", r["runs"]] for r in rows]))
+    from okxlab.cli.view import show_table
+
+    show_table(["AGENT", "PLANNER", "SYMBOLS", "BOOK", "STATE", "EQUITY", "RETURN", "RUNS"],
+               [[r["name"], r["uses"], ",".join(r["symbols"]), r["book"], _state(r), r["equity"],
+                 f"{r['return_pct']:+.2f}%", r["runs"]] for r in rows], wrap=["STATE"], coloured=["STATE"])
+
+
+def _state(row: dict) -> str:
+    own = row["trading_state"] + (f" ({row['state_reason']})" if row["state_reason"] else "")
+    if row["effective_state"] == "PAUSED":  # the global pause binds every agent, whatever its own state
+        return f"PAUSED (global: {row['global_pause'].get('reason') or 'paused'}; own state {own})"
+    return own
 
 
 def _change(name: str, book: str | None, target: TradingState, reason: str | None) -> None:

@@ -64,6 +64,10 @@ class OkxlabGroup(click.Group):
 
             click.echo(f"okxlab: error: {one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # a bad option or argument: one line too, with where to read more
+            where = exc.ctx.command_path if exc.ctx else "okxlab"
+            click.echo(f"okxlab: error: {exc.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(exc.exit_code)
         except Exception as exc:
             from sqlalchemy.exc import OperationalError
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from okxlab.cli.common import echo_json, fmt, open_db, table
+from okxlab.cli.common import echo_json, fmt, open_db
 from okxlab.service import runs as service
 from okxlab.service.runs import RunFilter
 
@@ -17,29 +17,55 @@ def runs() -> None:
     """Pipeline runs and their whole audit trail."""
 
 
+# The statuses a run can have (okxlab.domain.RunStatus), spelled out so `--help` needs no import of the domain.
+STATUSES = ("pending", "running", "completed", "skipped", "invalid_plan", "rejected", "failed")
+
+
 @runs.command("list")
 @click.option("--agent", help="Only this agent's runs.")
-@click.option("--status", help="Only runs with this status (completed, skipped, invalid_plan, rejected, failed, ...).")
+@click.option("--book", help="Only runs in this book: sim, demo, live, replay:<id>.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see docs/cli.md).")
-def list_(agent: str | None, status: str | None, limit: int, as_json: bool) -> None:
+def list_(agent: str | None, book: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
+    from okxlab.cli.view import show_table
+
     with open_db()() as s:
-        rows, _ = service.list_runs(s, RunFilter(agent=agent, status=status), limit)
+        rows, _ = service.list_runs(s, RunFilter(agent=agent, book=book, status=status), limit)
+        anything = bool(rows) or service.any_runs(s)
     if as_json:
         echo_json(rows)
         return
     if not rows:
-        click.echo("no runs yet" + (f" for agent {agent}" if agent else "") + "; `okxlab demo` makes some")
+        asked = ", ".join(f"{k} {v}" for k, v in (("agent", agent), ("book", book), ("status", status)) if v)
+        click.echo(f"no runs match {asked}" if anything else "no runs yet; `okxlab demo` makes some")
         return
-    click.echo(table(["RUN", "AGENT", "SCHEDULED FOR", "STATUS", "STAGE", "REASON"],
-                     [[r["id"], r["agent"], r["scheduled_for"], r["status"], r["stage"], _short(r["reason"], 60)]
-                      for r in rows]))
+    show_table(["RUN", "AGENT", "BOOK", "SCHEDULED FOR", "STATUS", "STAGE", "REASON"],
+               [[r["id"], r["agent"], r["book"], r["scheduled_for"], r["status"], r["stage"],
+                 reason_text(r["status"], r["reason"])] for r in rows], wrap=["REASON"], coloured=["STATUS"])
 
 
-def _short(text: Any, n: int) -> str:
-    text = fmt(text)
-    return text if len(text) <= n else text[: n - 1] + "…"
+def reason_text(status: str, reason: str | None) -> str:
+    """A run's reason without the status it repeats ("skipped: stale data" under status skipped)."""
+    text = reason or ""
+    return text[len(status) + 1:].strip() if text.startswith(f"{status}:") else text
+
+
+def _summary(output: Any) -> str:
+    """A stage's output as `key: value` pairs (whole, wrapped by the table), not one cut line of JSON."""
+    if not isinstance(output, dict):
+        return fmt(output)
+    return "; ".join(f"{k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else fmt(v)}"
+                     for k, v in output.items())
+
+
+def _pretty(raw: str) -> str:
+    """A plan's text, indented if it is JSON (a model's answer may not be)."""
+    try:
+        return json.dumps(json.loads(raw), indent=2, default=str)
+    except (ValueError, TypeError):
+        return raw
 
 
 def _ms(value: float | None) -> str:
@@ -52,6 +78,8 @@ def _ms(value: float | None) -> str:
 @click.option("--full", is_flag=True, help="Include prompt texts and candles.")
 def show(run_id: str, as_json: bool, full: bool) -> None:
     """One run's whole trail, stage by stage."""
+    from okxlab.cli.view import echo_block, show_table
+
     with open_db()() as s:
         trail = service.show(s, run_id, full=full)
     if as_json:
@@ -59,14 +87,14 @@ def show(run_id: str, as_json: bool, full: bool) -> None:
         return
     r = trail["run"]
     click.echo(f"run {r['id']}  agent {r['agent']}  book {r['book']}  scheduled for {fmt(r['scheduled_for'])}")
-    click.echo(f"status {r['status']}" + (f": {r['reason']}" if r["reason"] else ""))
+    click.echo(f"status {r['status']}" + (f": {reason_text(r['status'], r['reason'])}" if r["reason"] else ""))
     if r["replay_of"]:
         click.echo(f"replay of {r['replay_of']}")
     click.echo("")
-    click.echo(table(["STAGE", "STATUS", "ATTEMPTS", "QUEUE", "WAIT", "TOOK", "SUMMARY"],
-                     [[st["stage"], st["status"], st["attempts"], st["queue"], _ms(st["queue_wait_ms"]),
-                       _ms(st["duration_ms"]), _short(st["error"] or json.dumps(st["output"], default=str), 70)]
-                      for st in trail["stages"]]))
+    show_table(["STAGE", "STATUS", "ATTEMPTS", "QUEUE", "WAIT", "TOOK", "SUMMARY"],
+               [[st["stage"], st["status"], st["attempts"], st["queue"], _ms(st["queue_wait_ms"]),
+                 _ms(st["duration_ms"]), st["error"] or _summary(st["output"])] for st in trail["stages"]],
+               wrap=["SUMMARY"], coloured=["STATUS"])
     for q in trail["quality"]:
         if q["reasons"]:
             click.echo(f"\nquality {q['symbol']}: {q['outcome']} — " + "; ".join(q["reasons"]))
@@ -75,7 +103,7 @@ def show(run_id: str, as_json: bool, full: bool) -> None:
         click.echo(f"\nplan by {p['planner']}" + (f" (prompt sha256 {p['prompt_sha256'][:16]}…)" if p["prompt_sha256"] else ""))
         if p["error"]:
             click.echo(f"  error: {p['error']}")
-        click.echo("  " + _short(p["raw"].replace("\n", " "), 300))
+        echo_block("  the plan as given:", _pretty(p["raw"]))
     for c in trail["llm_calls"]:
         click.echo(f"  llm {c['purpose']}: {c['provider']}/{c['model']} tokens {c['tokens_in']}→{c['tokens_out']} "
                    f"cost ${c['cost_usd'] or 0:.5f} latency {_ms(c['latency_ms'])}" + (" (cached)" if c["cached"] else "")

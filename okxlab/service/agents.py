@@ -19,7 +19,7 @@ from okxlab.db.models import (
     utcnow,
 )
 from okxlab.domain import TERMINAL_ORDER, TradingState
-from okxlab.risk.switches import change_trading_state, state_row
+from okxlab.risk.switches import change_trading_state, global_pause, state_row
 from okxlab.service.risk import Conflict
 
 
@@ -52,8 +52,14 @@ def summary(s: Session, cfg: Config, a: AgentConfig, book: str | None) -> dict[s
 
 
 def list_agents(s: Session, cfg: Config, book: str | None = None) -> list[dict[str, Any]]:
-    """Every configured agent with its trading state and equity in one book (default: its latest)."""
-    return [summary(s, cfg, a, book) for a in cfg.agents]
+    """Every configured agent with its trading state and equity in one book (default: its latest). While the
+    global pause is on, each agent's `effective_state` is PAUSED whatever its own state."""
+    pause = global_pause(s)
+    rows = [summary(s, cfg, a, book) for a in cfg.agents]
+    for row in rows:
+        row["effective_state"] = "PAUSED" if pause else row["trading_state"]
+        row["global_pause"] = pause
+    return rows
 
 
 def _marks(s: Session, symbols: set[str]) -> dict[str, float]:

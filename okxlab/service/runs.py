@@ -59,5 +59,9 @@ def list_runs(s: Session, where: RunFilter, limit: int, cursor: str | None = Non
     return [run_summary(r) for r in rows], (encode_cursor(rows[-1]) if more else None)
 
 
+def any_runs(s: Session) -> bool:
+    return s.scalar(select(Run.id).limit(1)) is not None
+
+
 def show(s: Session, run_id: str, *, full: bool = False) -> dict[str, Any]:
     return run_trail(s, run_id, full=full)

@@ -1,0 +1,62 @@
+"""Tables for people at a terminal (rich): long cells wrap instead of being cut, states have colours.
+
+Piped or captured output (a file, `grep`, the tests) gets the same table without colours, laid out on a wide
+line so nothing wraps mid-word for a script to stitch back together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from okxlab.cli.common import fmt
+
+# Run statuses and trading states, coloured by what they mean for the operator.
+STYLES = {
+    "completed": "green", "ACTIVE": "green", "done": "green",
+    "running": "cyan", "pending": "cyan",
+    "skipped": "yellow", "REDUCE_ONLY": "yellow", "PAUSED": "yellow",
+    "rejected": "red", "failed": "bold red", "HALTED": "bold red",
+    "invalid_plan": "magenta",
+}
+PIPED_WIDTH = 400
+
+
+def _console():  # noqa: ANN202
+    from rich.console import Console
+
+    console = Console(soft_wrap=False, highlight=False)
+    if not console.is_terminal:
+        console = Console(width=PIPED_WIDTH, soft_wrap=False, highlight=False, no_color=True)
+    return console
+
+
+def styled(value: Any) -> Any:
+    from rich.text import Text
+
+    text = fmt(value)
+    return Text(text, style=STYLES.get(text.split(" ", 1)[0], ""))
+
+
+def show_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, wrap: Sequence[str] = (),
+               coloured: Sequence[str] = ()) -> None:
+    """Print a table. Columns named in `wrap` take the remaining width and wrap; `coloured` ones get the
+    colour of their first word (a status or a state)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for h in headers:
+        table.add_column(h, overflow="fold", no_wrap=h not in wrap, ratio=1 if h in wrap else None)
+    for row in rows:
+        table.add_row(*(styled(c) if h in coloured else fmt(c) for h, c in zip(headers, row, strict=True)))
+    _console().print(table)
+
+
+def echo_block(title: str, body: str) -> None:
+    """A titled block of free text (a plan, a model's answer), wrapped at the terminal's width."""
+    click.echo(title)
+    for line in body.splitlines() or [""]:
+        _console().print("  " + line, soft_wrap=False, overflow="fold", markup=False)
