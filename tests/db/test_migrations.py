@@ -32,3 +32,13 @@ def test_the_audit_log_is_append_only_in_the_database(db_url: str) -> None:
             raise AssertionError(f"{statement!r} was allowed")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT message FROM audit_events")).scalar_one() == "kept"
+
+
+def test_the_schema_check_agrees_with_alembic(db_url: str, tmp_path) -> None:  # noqa: ANN001
+    # Commands check the revision without importing Alembic; its own answers are the reference.
+    from okxlab.db.migrate import alembic_head
+
+    assert head_revision() == alembic_head() is not None
+    with get_engine(db_url).connect() as conn:
+        assert current_revision(db_url) == MigrationContext.configure(conn).get_current_revision() == head_revision()
+    assert current_revision(f"sqlite:///{tmp_path / 'empty.sqlite'}") is None
