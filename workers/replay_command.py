@@ -118,6 +118,7 @@ def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: s
                  offline_planners: bool, speed: str, timeout: float, mode: str, data_paths: tuple[str, ...]) -> None:
     """Run AGENT through history on the simulator's replay clock, with the same stage code as live trading."""
     from okxlab.cli.common import open_db
+    from okxlab.cli.view import TickProgress
     from okxlab.config import load_config
     from okxlab.marketdata.bars import bar_ms
     from okxlab.pipeline.env import build_env
@@ -151,18 +152,17 @@ def replay_range(ctx: click.Context, agents: tuple[str, ...], start: str, end: s
         row = create_replay(env, kind="range", agents=list(agents), start=begin, end=finish_at, bar=bar,
                             offline_planners=offline_planners, fresh_llm=fresh_llm)
         last = [time.monotonic()]
+        with TickProgress() as shown:
+            def progress(done: int, total: int, statuses: dict[str, int]) -> None:
+                if pace:  # hold each tick for (bar length / speed) of wall time
+                    wait = bar_ms(bar) / 1000 / pace - (time.monotonic() - last[0])
+                    if wait > 0:
+                        time.sleep(wait)
+                    last[0] = time.monotonic()
+                shown(done, total, statuses)
 
-        def progress(done: int, total: int, statuses: dict[str, int]) -> None:
-            if pace:  # hold each tick for (bar length / speed) of wall time
-                wait = bar_ms(bar) / 1000 / pace - (time.monotonic() - last[0])
-                if wait > 0:
-                    time.sleep(wait)
-                last[0] = time.monotonic()
-            counts = " ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
-            click.echo(f"  tick {done}/{total}  {counts}", err=True)
-
-        result = run_range(env, row, admin, lambda w: f"{config.sim_url.rstrip('/')}/w/{w}", start_run,
-                           progress=progress, tick_timeout=timeout)
+            result = run_range(env, row, admin, lambda w: f"{config.sim_url.rstrip('/')}/w/{w}", start_run,
+                               progress=progress, tick_timeout=timeout)
     except UserError as exc:
         _fail(exc)
     click.echo(f"replay {result.replay_id}: {result.runs} runs over {result.ticks} ticks in {result.seconds:.1f} s "
@@ -192,17 +192,15 @@ def _summary(result, agents: list[str]) -> None:  # noqa: ANN001
 def _in_process(env, agents: list[str], begin: datetime, finish_at: datetime, bar: str, mode: str,  # noqa: ANN001
                 data_paths: tuple[str, ...], offline_planners: bool, fresh_llm: bool) -> None:
     """--mode inline|fast: no workers, no simulator server; progress on stderr, the summary on stdout."""
+    from okxlab.cli.view import TickProgress
     from okxlab.replay.inprocess import replay_in_process
 
     if fresh_llm:
         raise UserError(f"--fresh-llm asks models; --mode {mode} replays rule-based planners only")
 
-    def progress(done: int, total: int, statuses: dict[str, int]) -> None:
-        counts = " ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
-        click.echo(f"  tick {done}/{total}  {counts}", err=True)
-
-    result = replay_in_process(env, agents=agents, start=begin, end=finish_at, bar=bar, mode=mode,
-                               data_paths=data_paths, offline_planners=offline_planners, progress=progress)
+    with TickProgress() as progress:
+        result = replay_in_process(env, agents=agents, start=begin, end=finish_at, bar=bar, mode=mode,
+                                   data_paths=data_paths, offline_planners=offline_planners, progress=progress)
     click.echo(f"replay {result.replay_id} ({mode}): {result.runs} runs over {result.ticks} ticks in "
                f"{result.seconds:.1f} s ({', '.join(f'{v} {k}' for k, v in sorted(result.statuses.items()))}); "
                f"{result.executed} runs executed, {result.records} records written")

@@ -60,3 +60,36 @@ def echo_block(title: str, body: str) -> None:
     click.echo(title)
     for line in body.splitlines() or [""]:
         _console().print("  " + line, soft_wrap=False, overflow="fold", markup=False)
+
+
+class TickProgress:
+    """A long replay's progress on stderr: a live bar at a terminal, a line per update when piped (logs keep
+    every update). Use as a context manager so the bar is closed even when the replay fails."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> TickProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, done: int, total: int, statuses: dict[str, int]) -> None:
+        counts = " ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+        if not self.console.is_terminal:
+            click.echo(f"  tick {done}/{total}  {counts}", err=True)
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("ticks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                TextColumn("{task.description}"), console=self.console, transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task(counts, total=total)
+        self.bar.update(self.task, completed=done, description=counts)

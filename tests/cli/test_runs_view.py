@@ -67,3 +67,21 @@ def test_agents_list_shows_the_global_pause(runs_db: dict[str, str], sqlite_url:
     assert rows and all("PAUSED (global: maintenance; own state ACTIVE" in x for x in rows), out
     data = run("agents", "list", "--json").stdout
     assert '"effective_state": "PAUSED"' in data and '"trading_state": "ACTIVE"' in data
+
+
+def test_replay_progress_is_a_bar_at_a_terminal_and_lines_when_piped(capsys: pytest.CaptureFixture) -> None:
+    import io
+
+    from rich.console import Console
+
+    from okxlab.cli.view import TickProgress
+
+    screen = io.StringIO()
+    with TickProgress(Console(file=screen, force_terminal=True, width=100)) as progress:
+        for done in (1, 2, 3):
+            progress(done, 3, {"completed": done})
+    assert "3/3" in screen.getvalue() and "completed 3" in screen.getvalue()
+    assert "tick 1/3" not in capsys.readouterr().err  # no line per update at a terminal
+    with TickProgress(Console(file=io.StringIO(), force_terminal=False)) as progress:
+        progress(1, 3, {"completed": 1, "skipped": 2})
+    assert capsys.readouterr().err == "  tick 1/3  completed 1 skipped 2\n"
