@@ -7,6 +7,7 @@ so a flatten retried after a crash cannot close twice. Their fills are booked wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import ccxt
@@ -74,7 +75,12 @@ def flatten(env: Accounts, agent: AgentConfig, book: str, *, request_id: str, ac
         sent = send_order(env.sessions, client, ids[row["cl_ord_id"]], symbol_of[row["symbol"]])
         result.closed.append({"symbol": row["symbol"], "contracts": row["contracts"], "state": sent.state})
     fills = ledger.collect_fills(env.sessions, client, agent.name, book, symbol_of)
+    marks = {p["symbol"]: p["mark_price"] for p in account["positions"] if p.get("mark_price")}
+    at = datetime.fromtimestamp(int(client.fetch_time()) / 1000, UTC)  # the book's market time, not ours
     with env.sessions.begin() as s:
         result.fills = len(ledger.apply_fills(s, agent.name, book, fills, {i: float(market_for(client, i).get("contractSize")
                                                                                        or 1.0) for i in symbol_of}, None))
+        # The agent's equity as it stands after the closes, so `agents list` agrees with `reconcile` now rather
+        # than after the next run.
+        ledger.snapshot_equity(s, agent.name, book, None, at, agent.initial_equity, marks)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def test_flatten_closes_everything_through_okxlab_orders(pg_url: str, redis_pref
         assert "agent.flatten" in events
         check = reconcile(p.env, p.config.agent("buyhold"), book)
         assert check.ok and check.exchange["positions"] == [], check.differences
+        # the equity `agents list` shows is the account's after the close, not the one before it
+        listed = CliRunner().invoke(main, ["agents", "list", "--book", book, "--json"],
+                                    env={"OKXLAB_DATABASE_URL": p.db_url}, catch_exceptions=False)
+        row = next(r for r in json.loads(listed.stdout) if r["name"] == "buyhold")
+        assert row["equity"] == pytest.approx(check.exchange["equity"], abs=0.01)
+        with p.env.sessions() as s:
+            last = s.scalars(select(m.EquitySnapshot).where(m.EquitySnapshot.book == book)
+                             .order_by(m.EquitySnapshot.ts.desc(), m.EquitySnapshot.id.desc())).first()
+        assert last.run_id is None and last.positions == []
 
 
 def test_a_demo_key_against_live_is_explained(pg_url: str, redis_prefix: str, tmp_path: Path) -> None:
