@@ -161,6 +161,9 @@ def test_execute_dispatches_one_run_per_idempotency_key(api: Api) -> None:
     assert other.status_code == 409
     fresh = api.post("/plans/execute", json={"agent": "flat"})
     assert fresh.json()["run_id"] != run.id and api.queue() == before + 2
+    # a key is its caller's own: another token with the same key gets a run of its own, not a reply with ours
+    theirs = api.post("/plans/execute", who="admin", json={"agent": "flat"}, headers={"Idempotency-Key": "k-1"})
+    assert theirs.json()["created"] is True and theirs.json()["run_id"] not in (run.id, fresh.json()["run_id"])
 
 
 def test_execute_race_on_one_key_makes_one_run(api: Api) -> None:
