@@ -128,3 +128,13 @@ def test_the_readme_table_lists_every_setting_as_it_is() -> None:
     assert rows == expected, "README.md's settings table differs from okxlab/settings.py; it should read:\n" + \
         "\n".join(expected)
     assert {row[0].strip("`") for row in settings.table()} == set(settings.VARIABLES)
+
+
+def test_a_resend_settle_of_zero_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0 means "believe a lookup's not-found at once"; it was read as unset and became twice the request timeout.
+    from datetime import timedelta
+
+    from okxlab.execution.orders import resend_settle
+
+    monkeypatch.setenv("OKXLAB_ORDER_RESEND_SETTLE", "0")
+    assert resend_settle() == timedelta(0)

@@ -33,11 +33,13 @@ def _console():  # noqa: ANN202
     return console
 
 
-def styled(value: Any) -> Any:
+def cell(value: Any, coloured: bool = False) -> Any:
+    """A cell as plain text: never read as rich markup (a model's answer quoted in a reason may hold "[/INST]",
+    a secret is shown as "[redacted]"). Coloured cells take the colour of their first word."""
     from rich.text import Text
 
     text = fmt(value)
-    return Text(text, style=STYLES.get(text.split(" ", 1)[0], ""))
+    return Text(text, style=STYLES.get(text.split(" ", 1)[0], "") if coloured else "")
 
 
 def show_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, wrap: Sequence[str] = (),
@@ -51,7 +53,7 @@ def show_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, wrap: S
     for h in headers:
         table.add_column(h, overflow="fold", no_wrap=h not in wrap, ratio=1 if h in wrap else None)
     for row in rows:
-        table.add_row(*(styled(c) if h in coloured else fmt(c) for h, c in zip(headers, row, strict=True)))
+        table.add_row(*(cell(c, h in coloured) for h, c in zip(headers, row, strict=True)))
     _console().print(table)
 
 

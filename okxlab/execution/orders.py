@@ -82,7 +82,9 @@ def resend_settle() -> timedelta:
     """How long after an unanswered request a lookup's "not found" is trusted enough to send again: twice the
     exchange request timeout, or OKXLAB_ORDER_RESEND_SETTLE seconds."""
     configured = settings()
-    return configured.resend_settle or timedelta(milliseconds=2 * configured.exchange_timeout_ms)
+    if configured.resend_settle is not None:  # 0 is a setting (believe a lookup at once), not "unset"
+        return configured.resend_settle
+    return timedelta(milliseconds=2 * configured.exchange_timeout_ms)
 
 
 def _may_still_arrive(order: Order, now: datetime) -> float:

@@ -755,11 +755,16 @@ def replay_in_process(env: StageEnv, *, agents: list[str], start: datetime, end:
 
     if mode not in MODES:
         raise UserError(f"--mode {mode!r} is not an in-process mode ({', '.join(MODES)})")
-    sim = simulator or Simulator(agents=env.config, data_paths=data_paths, default_clock="replay")
-    replay = replay or create_replay(env, kind="range", agents=agents, start=start, end=end, bar=bar,
-                                     offline_planners=offline_planners, fresh_llm=False)
-    try:
-        return run_inprocess(env, replay, sim, mode=mode, progress=progress, full_records=full_records)
+    def world() -> Simulator:
+        return simulator or Simulator(agents=env.config, data_paths=data_paths, default_clock="replay")
+
+    sim = None
+    if replay is None:  # a simulator that cannot be built (missing data) writes no replay row
+        sim = world()
+        replay = create_replay(env, kind="range", agents=agents, start=start, end=end, bar=bar,
+                               offline_planners=offline_planners, fresh_llm=False)
+    try:  # a replay row made already (requested over HTTP) is marked failed if its world cannot be built
+        return run_inprocess(env, replay, sim or world(), mode=mode, progress=progress, full_records=full_records)
     except BaseException:
         with env.sessions.begin() as s:
             row = s.get(Replay, replay.id)

@@ -56,6 +56,14 @@ def ticks_between(start: datetime, end: datetime, bar: str) -> list[datetime]:
     return [datetime.fromtimestamp(ms / 1000, UTC) for ms in range(first, last + 1, step)]
 
 
+def count_ticks(start: datetime, end: datetime, bar: str) -> int:
+    """len(ticks_between(...)) without making the list (a window of centuries must be refusable cheaply)."""
+    step = bar_ms(bar)
+    first = -(-int(start.timestamp() * 1000) // step) * step
+    last = int(end.timestamp() * 1000)
+    return max(0, (last - first) // step + 1)
+
+
 def create_replay(env: StageEnv, *, kind: str, agents: list[str], start: datetime, end: datetime, bar: str,
                   offline_planners: bool, fresh_llm: bool) -> Replay:
     for name in agents:

@@ -11,7 +11,6 @@ from okxlab.agents import sync_agents
 from okxlab.config import AgentConfig, Config
 from okxlab.db.models import (
     EquitySnapshot,
-    MarketSnapshot,
     Order,
     PositionRecord,
     RiskStateRecord,
@@ -19,8 +18,10 @@ from okxlab.db.models import (
     utcnow,
 )
 from okxlab.domain import TERMINAL_ORDER, TradingState
+from okxlab.errors import UserError
 from okxlab.risk.switches import change_trading_state, global_pause, state_row
-from okxlab.service.risk import Conflict
+from okxlab.service.risk import Conflict, latest_marks
+from okxlab.settings import EXCHANGE_MODES
 
 
 def _latest_book(s: Session, agent: str) -> str | None:
@@ -62,13 +63,6 @@ def list_agents(s: Session, cfg: Config, book: str | None = None) -> list[dict[s
     return rows
 
 
-def _marks(s: Session, symbols: set[str]) -> dict[str, float]:
-    if not symbols:
-        return {}
-    latest = select(func.max(MarketSnapshot.id)).where(MarketSnapshot.symbol.in_(symbols)).group_by(MarketSnapshot.symbol)
-    return dict(s.execute(select(MarketSnapshot.symbol, MarketSnapshot.last).where(MarketSnapshot.id.in_(latest))).all())
-
-
 def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
     """One agent: its state and equity in every book it has, open positions with unrealised PnL at the latest
     snapshot price, open orders with their stops and targets, and its limits."""
@@ -78,7 +72,7 @@ def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
     books = sorted(run_books | set(states) | {cfg.exchange_mode(a)})
     positions = list(s.scalars(select(PositionRecord).where(PositionRecord.agent == name, PositionRecord.status == "open")
                                .order_by(PositionRecord.book, PositionRecord.symbol)))
-    marks = _marks(s, {p.symbol for p in positions})
+    marks = latest_marks(s, {(p.book, p.symbol) for p in positions})
     orders = s.scalars(select(Order).where(Order.agent == name, Order.state.not_in([st.value for st in TERMINAL_ORDER]))
                        .order_by(Order.created_at))
     per_book = []
@@ -93,7 +87,7 @@ def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
         "name": a.name, "planner": a.planner, "uses": _planner(a), "symbols": list(a.symbols), "bar": a.bar,
         "mode": cfg.exchange_mode(a), "initial_equity": a.initial_equity, "limits": a.limits.to_json(),
         "books": per_book,
-        "positions": [_position(p, marks.get(p.symbol)) for p in positions],
+        "positions": [_position(p, marks.get((p.book, p.symbol))) for p in positions],
         "open_orders": [{"cl_ord_id": o.cl_ord_id, "book": o.book, "run_id": o.run_id, "symbol": o.symbol,
                          "side": o.side, "purpose": o.purpose, "order_type": o.order_type, "contracts": o.contracts,
                          "price": o.price, "stop_loss": o.stop_loss, "take_profit": o.take_profit, "state": o.state,
@@ -109,12 +103,21 @@ def _position(p: PositionRecord, mark: float | None) -> dict[str, Any]:
             "open_run_id": p.open_run_id}
 
 
+def require_book(s: Session, agent: str, book: str) -> None:
+    """A halt in a book that does not exist ("Demo" for demo) would succeed and leave the real book trading."""
+    if book in EXCHANGE_MODES or s.scalar(select(Run.id).where(Run.book == book).limit(1)) is not None \
+            or s.get(RiskStateRecord, (agent, book)) is not None:
+        return
+    raise UserError(f"no book {book!r}: give {', '.join(EXCHANGE_MODES)} or a replay:<id> that has runs")
+
+
 def change_state(sessions: sessionmaker[Session], cfg: Config, name: str, book: str | None, target: TradingState,
                  reason: str | None, *, actor: str) -> str:
     """Set an agent's trading state in a book (default: its exchange mode); returns the book."""
     agent_cfg = cfg.agent(name)
     book = book or cfg.exchange_mode(agent_cfg)
     with sessions.begin() as s:
+        require_book(s, name, book)
         sync_agents(s, cfg)
         current = state_row(s, name, book).trading_state
         if current == target.value:

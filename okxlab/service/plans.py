@@ -45,7 +45,9 @@ def execute(env: StageEnv, agent: str, *, key: str | None, actor: str, start: Ca
         raise UserError(f"the Idempotency-Key header must be 1-{MAX_KEY} characters")
     book = env.config.exchange_mode(cfg)
     now = utcnow().replace(microsecond=0)
-    tag = hashlib.sha256(key.encode()).hexdigest()[:16] if key else uuid.uuid4().hex[:16]
+    # Keys are the caller's own: another token sending the same key makes its own run, not a reply with ours.
+    key = hashlib.sha256(f"{actor}\n{key}".encode()).hexdigest() if key is not None else None
+    tag = key[:16] if key else uuid.uuid4().hex[:16]
     with env.sessions.begin() as s:
         if key is not None:
             claimed = insert_new(s, IdempotencyKey, [{"key": key, "operation": OPERATION, "created_at": now,

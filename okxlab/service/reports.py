@@ -24,8 +24,13 @@ def _row(r: Report) -> dict[str, Any]:
             "send_count": r.send_count}
 
 
-def list_reports(s: Session) -> list[dict[str, Any]]:
-    return [_row(r) for r in s.scalars(select(Report).order_by(Report.day.desc()))]
+def list_reports(s: Session, *, recipients: bool = True) -> list[dict[str, Any]]:
+    """The reports built, newest first; `recipients=False` leaves out the email addresses (public readers)."""
+    rows = [_row(r) for r in s.scalars(select(Report).order_by(Report.day.desc()))]
+    if not recipients:
+        for row in rows:
+            row.pop("recipients")
+    return rows
 
 
 def read_report(s: Session, day: date, fmt: str) -> str | dict[str, Any]:

@@ -32,7 +32,10 @@ def encode_cursor(run: Run) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
     try:
         at, agent, run_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), str(agent), str(run_id)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:  # this API writes UTC times with their offset; anything else was not ours
+            raise ValueError("naive time")
+        return when, str(agent), str(run_id)
     except Exception:  # any malformed cursor is the same user mistake
         raise UserError(f"cursor {cursor[:40]!r} is not one this API returned; start again without it") from None
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.config import Config
@@ -74,6 +75,14 @@ def add(sessions: sessionmaker[Session], cfg: Config, name: str, parsed: ParsedS
         cfg.agent(agent)  # unknown agents are refused here
     if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
         raise UserError("a schedule name is 1-64 letters, digits, '-' or '_'")
+    try:
+        return _add(sessions, cfg, name, parsed, agent, actor=actor)
+    except IntegrityError:  # another request added the same name between our check and our insert
+        raise Conflict(f"a schedule named {name!r} already exists; remove it first or pick another name") from None
+
+
+def _add(sessions: sessionmaker[Session], cfg: Config, name: str, parsed: ParsedSchedule, agent: str | None, *,
+         actor: str) -> list[dict[str, Any]]:
     with sessions.begin() as s:
         if s.scalar(select(Schedule).where(Schedule.name == name)):
             raise Conflict(f"a schedule named {name!r} already exists; remove it first or pick another name")

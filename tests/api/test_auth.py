@@ -74,6 +74,15 @@ def test_public_mode_opens_gets_only(api_env: str, broker: object) -> None:
     assert client.post("/risk/pause", json={}).status_code == 401
     assert client.post("/strategies/validate", json={"builtin": "ema_trend"}).status_code == 401
     assert client.get("/tokens").status_code == 401  # an admin GET is not a public read
+    from datetime import date
+
+    from okxlab.db.models import Report
+    from okxlab.db.session import session_scope
+
+    with session_scope(api_env) as s:
+        s.add(Report(day=date(2025, 3, 10), path="/nowhere/report.html", recipients=["ops@example.com"]))
+    listed = client.get("/reports").json()
+    assert [r["day"] for r in listed] == ["2025-03-10"] and "recipients" not in listed[0]  # no addresses for all
     assert client.get("/agents", headers={"X-API-Token": "okxlab_wrong"}).status_code == 401
 
 

@@ -146,6 +146,15 @@ def test_health_names_the_failing_parts(api: Api) -> None:
     assert "ConnectionError" in body["parts"]["exchange"]["error"] or "Error" in body["parts"]["exchange"]["error"]
 
 
+def test_a_cursor_this_api_did_not_write_is_a_400(api: Api) -> None:
+    import base64
+    import json
+
+    forged = base64.urlsafe_b64encode(json.dumps(["2025-03-10T00:00:00", "alpha", "x"]).encode()).decode()
+    r = api.get("/runs", params={"cursor": forged.rstrip("=")})
+    assert r.status_code == 400 and "cursor" in r.json()["error"]["message"]
+
+
 def test_execute_dispatches_one_run_per_idempotency_key(api: Api) -> None:
     before = api.queue()
     first = api.post("/plans/execute", json={"agent": "flat"}, headers={"Idempotency-Key": "k-1"})
@@ -161,6 +170,9 @@ def test_execute_dispatches_one_run_per_idempotency_key(api: Api) -> None:
     assert other.status_code == 409
     fresh = api.post("/plans/execute", json={"agent": "flat"})
     assert fresh.json()["run_id"] != run.id and api.queue() == before + 2
+    # a key is its caller's own: another token with the same key gets a run of its own, not a reply with ours
+    theirs = api.post("/plans/execute", who="admin", json={"agent": "flat"}, headers={"Idempotency-Key": "k-1"})
+    assert theirs.json()["created"] is True and theirs.json()["run_id"] not in (run.id, fresh.json()["run_id"])
 
 
 def test_execute_race_on_one_key_makes_one_run(api: Api) -> None:

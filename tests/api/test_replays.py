@@ -36,4 +36,8 @@ def test_replay_requests_are_checked_before_anything_is_written(api: Api) -> Non
     assert r.status_code == 422 and r.json()["error"]["field"] == "mode"
     r = api.post("/replays", json={"agents": ["alpha"], **WINDOW, "bar": "7x"})
     assert r.status_code == 400
+    # a window of centuries is refused by arithmetic (listing its 5 billion ticks first took the API down)
+    r = api.post("/replays", json={"agents": ["alpha"], "start": "0001-01-01T00:00Z", "end": "9999-12-31T00:00Z",
+                                   "bar": "1m"})
+    assert r.status_code == 400 and "more than 200,000 runs" in r.json()["error"]["message"]
     assert api.get("/replays/999").status_code == 404 and api.queue("replay") == 0

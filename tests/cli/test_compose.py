@@ -71,4 +71,8 @@ def test_every_queue_is_consumed_and_every_command_exists() -> None:
             result = CliRunner().invoke(main, [*args[:1 if args[0] in ("sim", "metrics", "api") else 2], "--help"])
             assert result.exit_code == 0, f"{name}: okxlab {' '.join(args)} is not a command"
     assert set(STAGES) | {"dispatch", "review", "replay"} == consumed
+    # dispatch never waits behind a replay (hours of work): no worker takes both
+    workers = [svc["command"] for svc in services.values() if (svc.get("command") or [])[:4] == ["celery", "-A",
+                                                                                                 "workers", "worker"]]
+    assert not any({"dispatch", "replay"} <= set(c[c.index("-Q") + 1].split(",")) for c in workers)
     assert {"beat", "flower", "migrate", "sim", "postgres", "redis"} <= set(services)

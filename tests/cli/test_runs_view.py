@@ -28,6 +28,19 @@ def runs_db(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return ids
 
 
+def test_cells_are_text_not_markup(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A reason quoting a model ("[/INST]") or a scrubbed key ("sk-[redacted]") prints as it is.
+    prepare(load_config(), sqlite_url)
+    monkeypatch.setenv("OKXLAB_DATABASE_URL", sqlite_url)
+    reason = "invalid_plan: the model said [/INST] and sk-[redacted] under [agents.llm]"
+    with session_scope(sqlite_url) as s:
+        run_id = Ledger(s, "sim").run("trend", at(4), status="invalid_plan", stage="validate", reason=reason)
+    listed = run("runs", "list")
+    assert listed.exit_code == 0 and "the model said [/INST] and sk-[redacted] under [agents.llm]" in listed.stdout
+    shown = run("runs", "show", run_id)
+    assert shown.exit_code == 0 and "[/INST]" in shown.stdout
+
+
 def run(*args: str):  # noqa: ANN201
     return CliRunner().invoke(main, list(args))
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from okxlab.api.auth import OPERATE, READ, Caller
+from okxlab.api.auth import OPERATE, PUBLIC, READ, Caller
 from okxlab.api.context import ApiContext, ctx
 from okxlab.api.responses import READ_ERRORS, WRITE_ERRORS, errors
 from okxlab.db.ops import audit
@@ -33,10 +33,10 @@ def board(book: str | None = Query(None, max_length=24),
 
 
 @router.get("/reports", tags=["review"], responses=READ_ERRORS)
-def list_reports(_: Caller = Depends(READ), c: ApiContext = Depends(ctx)) -> list[dict[str, Any]]:
-    """The days with a built report, newest first, and whether each was emailed."""
+def list_reports(caller: Caller = Depends(READ), c: ApiContext = Depends(ctx)) -> list[dict[str, Any]]:
+    """The days with a built report, newest first, and whether each was emailed (to whom: token holders only)."""
     with c.sessions() as s:
-        return reports.list_reports(s)
+        return reports.list_reports(s, recipients=caller is not PUBLIC)
 
 
 @router.get("/reports/{day}", tags=["review"], responses={
