@@ -18,14 +18,15 @@ from okxlab.db.models import (
     Run,
     utcnow,
 )
-from okxlab.domain import TERMINAL_ORDER, TradingState
+from okxlab.domain import DRY_PREFIX, TERMINAL_ORDER, TradingState
 from okxlab.risk.switches import change_trading_state, state_row
 from okxlab.service.risk import Conflict
 
 
 def _latest_book(s: Session, agent: str) -> str | None:
     """The book of the agent's most recent run (what `agents list` shows by default)."""
-    return s.scalars(select(Run.book).where(Run.agent == agent).order_by(Run.created_at.desc()).limit(1)).first()
+    return s.scalars(select(Run.book).where(Run.agent == agent, Run.book.not_like(f"{DRY_PREFIX}%"))
+                     .order_by(Run.created_at.desc()).limit(1)).first()
 
 
 def _latest_equity(s: Session, agent: str, book: str) -> EquitySnapshot | None:
@@ -68,7 +69,8 @@ def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
     snapshot price, open orders with their stops and targets, and its limits."""
     a = cfg.agent(name)  # unknown agents are refused with the list of known ones
     states = {r.book: r for r in s.scalars(select(RiskStateRecord).where(RiskStateRecord.agent == name))}
-    run_books = set(s.scalars(select(Run.book).where(Run.agent == name).distinct()))
+    run_books = set(s.scalars(select(Run.book).where(Run.agent == name, Run.book.not_like(f"{DRY_PREFIX}%"))
+                              .distinct()))  # dry runs' books are no accounts
     books = sorted(run_books | set(states) | {cfg.exchange_mode(a)})
     positions = list(s.scalars(select(PositionRecord).where(PositionRecord.agent == name, PositionRecord.status == "open")
                                .order_by(PositionRecord.book, PositionRecord.symbol)))
