@@ -23,6 +23,27 @@ OPENING_ACTIONS: frozenset[str] = frozenset({"open_long", "open_short"})
 STAGES: tuple[str, ...] = ("snapshot", "quality", "features", "plan", "validate", "risk", "order")
 
 
+# Dry runs (`plans generate`): the stages up to the risk verdict, recorded in the book `dry:<book>` beside the
+# agent's trading book <book>. A dry run reads the market, the account and the risk state of <book>, changes
+# nothing there, and ends at its verdicts: no order, no trading turn, no equity. Boards, reports and metrics
+# leave dry books out; they are not accounts.
+DRY_PREFIX = "dry:"
+
+
+def dry_book(book: str) -> str:
+    """The dry-run book beside trading book `book`."""
+    return f"{DRY_PREFIX}{book}"
+
+
+def is_dry_book(book: str) -> bool:
+    return book.startswith(DRY_PREFIX)
+
+
+def account_book(book: str) -> str:
+    """The book whose account and risk state a run in `book` is judged on: a dry book's trading book, else itself."""
+    return book.removeprefix(DRY_PREFIX) if is_dry_book(book) else book
+
+
 class RunStatus(StrEnum):
     """Where a run stands. The last five are final, each with a recorded reason."""
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from okxlab.config import database_url
 from okxlab.db.session import scrub
 from okxlab.errors import ConfigError, NotFound, UserError
+from okxlab.service.plans import ExchangeUnavailable
 from okxlab.service.risk import Conflict
 
 log = logging.getLogger("okxlab.api")
@@ -78,6 +79,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def _user(_: Request, exc: UserError) -> JSONResponse:
         return _user_error(exc)
+
+    @app.exception_handler(ExchangeUnavailable)
+    async def _exchange(_: Request, exc: ExchangeUnavailable) -> JSONResponse:
+        return body(503, "exchange_unavailable", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

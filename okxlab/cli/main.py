@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("okxlab.cli.demo:demo", "Run every agent through the real pipeline over recent history."),
     "leaderboard": ("okxlab.cli.review:leaderboard", "Every agent ranked by return, beside cash and buy-and-hold."),
     "metrics": ("okxlab.cli.metrics:metrics", "Serve /metrics for Prometheus until interrupted."),
+    "plans": ("okxlab.cli.plans:plans", "Plans on demand: a dry run up to the risk verdict, nothing sent."),
     "reconcile": ("okxlab.cli.ledger:reconcile", "Compare each agent's ledger with the exchange's account."),
     "report": ("okxlab.cli.review:report", "Build the review report of one UTC day, and optionally email it."),
     "risk": ("okxlab.cli.risk:risk", "Kill switches and exposure across agents."),

@@ -17,6 +17,7 @@ from okxlab import log_secrets
 from okxlab.config import AgentConfig, Config, load_config
 from okxlab.db.models import Replay, Run, utcnow
 from okxlab.db.session import session_factory
+from okxlab.domain import account_book, is_dry_book
 from okxlab.errors import NotFound
 from okxlab.execution.exchange import ExchangeProvider, Venue, venue_for_book
 from okxlab.secrets import configured_secrets
@@ -59,7 +60,9 @@ class StageEnv:
 
     def venue(self, book: str) -> Venue:
         """Where `book`'s account lives (execution.exchange.venue_for_book). A re-run's book reads the market
-        of its original's book (it never trades)."""
+        of its original's book (it never trades), and a dry run's book the market of its trading book."""
+        if is_dry_book(book):
+            return self.venue(account_book(book))
         replay_url = None
         if book.startswith("replay:"):
             try:

@@ -22,7 +22,7 @@ from okxlab.db.models import (
     RiskStateRecord,
     Run,
 )
-from okxlab.domain import Account, SymbolMarket, make_account
+from okxlab.domain import Account, SymbolMarket, account_book, make_account
 from okxlab.execution.exchange import instrument_from_json
 
 
@@ -47,11 +47,11 @@ def load_markets(session: Session, run_id: str) -> dict[str, SymbolMarket]:
     return out
 
 
-def _protective_levels(session: Session, run: Run, symbol: str) -> tuple[float | None, float | None]:
-    """The stop loss and take profit okxlab attached when it last opened `symbol` in this book."""
+def _protective_levels(session: Session, run: Run, book: str, symbol: str) -> tuple[float | None, float | None]:
+    """The stop loss and take profit okxlab attached when it last opened `symbol` in `book`."""
     order = session.scalars(
         select(Order)
-        .where(Order.agent == run.agent, Order.book == run.book, Order.symbol == symbol, Order.purpose == "open",
+        .where(Order.agent == run.agent, Order.book == book, Order.symbol == symbol, Order.purpose == "open",
                Order.filled > 0)
         .order_by(Order.id.desc())
         .limit(1)
@@ -63,22 +63,23 @@ def load_account(session: Session, run: Run, agent: AgentConfig, as_of: datetime
     snap = session.scalar(select(AccountSnapshot).where(AccountSnapshot.run_id == run.id))
     if snap is None:
         raise LookupError(f"run {run.id} has no account snapshot")
-    in_book = [EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book, EquitySnapshot.ts < as_of]
+    book = account_book(run.book)  # a dry run is judged on its trading book's history
+    in_book = [EquitySnapshot.agent == run.agent, EquitySnapshot.book == book, EquitySnapshot.ts < as_of]
     reset = session.scalar(select(RiskStateRecord.drawdown_reset_snapshot_id)
-                           .where(RiskStateRecord.agent == run.agent, RiskStateRecord.book == run.book))
+                           .where(RiskStateRecord.agent == run.agent, RiskStateRecord.book == book))
     if reset is not None:  # resumed by a human: drawdown is measured from the resume on
         in_book.append(EquitySnapshot.id > reset)
     day_start = datetime.combine(as_of.date(), time(0), tzinfo=as_of.tzinfo)
-    runs_in_book = (Run.agent == run.agent, Run.book == run.book)
+    runs_in_book = (Run.agent == run.agent, Run.book == book)
     first = session.scalar(select(func.min(Run.scheduled_for)).where(*runs_in_book)) or run.scheduled_for
     return make_account(
         {"equity": snap.equity, "cash": snap.cash, "available": snap.available, "positions": snap.positions},
-        protective={p["symbol"]: _protective_levels(session, run, p["symbol"]) for p in snap.positions},
+        protective={p["symbol"]: _protective_levels(session, run, book, p["symbol"]) for p in snap.positions},
         start_equity=agent.initial_equity,
         peak=session.scalar(select(func.max(EquitySnapshot.equity)).where(*in_book)),
         peak_reset=reset is not None,
         day_start=session.scalars(select(EquitySnapshot.equity)
-                                  .where(EquitySnapshot.agent == run.agent, EquitySnapshot.book == run.book,
+                                  .where(EquitySnapshot.agent == run.agent, EquitySnapshot.book == book,
                                          EquitySnapshot.ts <= day_start)
                                   .order_by(EquitySnapshot.ts.desc()).limit(1)).first(),
         invocations=int(session.scalar(select(func.count()).select_from(Run)

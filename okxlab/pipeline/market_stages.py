@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from okxlab.db.models import MarketSnapshot, Run
+from okxlab.domain import account_book
 from okxlab.execution.exchange import (
     OKX_BAR_TO_CCXT,
     account_from_exchange,
@@ -57,7 +58,7 @@ def snapshot_gather(env: StageEnv, run: Run) -> Snapshot:
     """Everything the snapshot needs from the exchange, fetched outside any database transaction."""
     agent = env.config.agent(run.agent)
     with env.sessions() as s:  # before the account is read: a turn taken after this makes the snapshot stale
-        epoch = snapshot_epoch(s, run.agent, run.book, run.id)
+        epoch = snapshot_epoch(s, run.agent, account_book(run.book), run.id)  # a dry run: its trading book's
     client = env.client(agent, run.book)
     exchange_ms = int(client.fetch_time())
     cutoff_ms = min(exchange_ms, to_ms(run.scheduled_for))

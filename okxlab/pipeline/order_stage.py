@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from okxlab.db.models import Agent, MarketSnapshot, Order, RiskVerdictRecord, Run
 from okxlab.db.ops import insert_ignore
-from okxlab.domain import OrderState
+from okxlab.domain import OrderState, is_dry_book
 from okxlab.execution import ledger
 from okxlab.execution.decide import decide_orders
 from okxlab.execution.exchange import market_for
@@ -45,6 +45,8 @@ class Sent:
 
 
 def order_gather(env: StageEnv, run: Run) -> Sent:
+    if is_dry_book(run.book):  # the risk stage ends every dry run; this holds even if something drove one on
+        raise RuntimeError(f"run {run.id} is a dry run (book {run.book}): it never reaches the order stage")
     agent = env.config.agent(run.agent)
     dry = env.is_rerun(run)
     url = None if dry else env.venue(run.book).url

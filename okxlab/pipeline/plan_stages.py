@@ -5,13 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from okxlab.db.models import PlanRecord, Run
+from okxlab.domain import account_book, is_dry_book
 from okxlab.outcome import StageOutcome
 from okxlab.pipeline.context import StageContext
 from okxlab.pipeline.env import StageEnv
 from okxlab.pipeline.inputs import load_account, load_markets
 from okxlab.planning.base import PlanContext, PlanResult
 from okxlab.planning.decide import decide_plan, decide_validate
-from okxlab.risk.switches import load_risk_state, state_row, store_state
+from okxlab.risk.switches import load_risk_state, peek_state_row, state_row, store_state
 
 
 def plan_gather(env: StageEnv, run: Run) -> PlanResult:
@@ -37,9 +38,11 @@ def validate_stage(ctx: StageContext) -> StageOutcome:
     plan = s.scalar(select(PlanRecord).where(PlanRecord.run_id == run.id))
     if plan is None:
         raise LookupError(f"run {run.id} has no plan record")
-    row = state_row(s, agent.name, run.book)
+    dry = is_dry_book(run.book)  # judged on its trading book's state, which it leaves as it is
+    row = peek_state_row(s, agent.name, account_book(run.book)) if dry else state_row(s, agent.name, run.book)
     outcome, state, _ = decide_validate(run.id, agent=agent.name, book=run.book, document=plan.document,
                                         plan_error=plan.error, symbols=agent.symbols,
                                         state=load_risk_state(s, row), limits=agent.limits, now=ctx.env.now())
-    store_state(row, state)
+    if not dry:
+        store_state(row, state)
     return outcome

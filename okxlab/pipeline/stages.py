@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STAGES", "TERMINAL", "Delivery", "Stage", "StageContext", "execute_stage", "is_transient"]
+__all__ = ["STAGES", "TERMINAL", "Delivery", "Stage", "StageContext", "end_failed", "execute_stage", "is_transient"]
 TERMINAL = TERMINAL_RUN
 
 # Hard time limit per stage, in seconds (the soft limit is 10 s less). The plan stage waits on a model: two
@@ -131,6 +131,11 @@ def _fail(env: StageEnv, stage: str, run_id: str, error: str, *, end_run: bool) 
                 record.status, record.finished_at = "failed", now
         if run is not None and end_run and run.status not in TERMINAL:
             run.status, run.reason, run.finished_at, run.updated_at = "failed", f"{stage} failed: {error}"[:2000], now, now
+
+
+def end_failed(env: StageEnv, stage: str, run_id: str, error: str) -> None:
+    """End a run failed at `stage` (a caller with no retries to give a transient error, such as a dry run)."""
+    _fail(env, stage, run_id, error, end_run=True)
 
 
 def execute_stage(stage: str, run_id: str, env: StageEnv, delivery: Delivery | None = None) -> bool:

@@ -27,6 +27,7 @@ from okxlab.db.models import (
     StageRecord,
     utcnow,
 )
+from okxlab.domain import DRY_PREFIX
 from okxlab.risk.switches import global_pause
 
 RECENT = timedelta(hours=24)
@@ -53,7 +54,9 @@ class OkxlabCollector(Collector):
         with self.sessions() as s:
             runs = GaugeMetricFamily("okxlab_runs_recent", "Runs created in the last 24 h, by agent and status",
                                      labels=["agent", "status"])
-            for agent, status, n in s.execute(select(Run.agent, Run.status, func.count()).where(Run.created_at >= since)
+            trading = Run.book.not_like(f"{DRY_PREFIX}%")  # dry runs (plans generate) are no trading runs
+            for agent, status, n in s.execute(select(Run.agent, Run.status, func.count())
+                                              .where(Run.created_at >= since, trading)
                                               .group_by(Run.agent, Run.status)):
                 runs.add_metric([agent, status], n)
             yield runs
@@ -61,7 +64,7 @@ class OkxlabCollector(Collector):
             stuck = GaugeMetricFamily("okxlab_runs_unfinished_older_than_10m",
                                       "Runs still pending or running 10 minutes after they were created")
             stuck.add_metric([], s.scalar(select(func.count()).select_from(Run).where(
-                Run.status.in_(("pending", "running")), Run.created_at < utcnow() - timedelta(minutes=10))) or 0)
+                Run.status.in_(("pending", "running")), Run.created_at < utcnow() - timedelta(minutes=10), trading)) or 0)
             yield stuck
 
             latency = GaugeMetricFamily("okxlab_stage_duration_ms_avg", "Mean stage duration over the last 24 h",
@@ -70,7 +73,9 @@ class OkxlabCollector(Collector):
                                      labels=["stage"])
             for stage, d, w in s.execute(select(StageRecord.stage, func.avg(StageRecord.duration_ms),
                                                 func.avg(StageRecord.queue_wait_ms))
-                                         .where(StageRecord.finished_at >= since).group_by(StageRecord.stage)):
+                                         .where(StageRecord.finished_at >= since,
+                                                ~StageRecord.run_id.in_(select(Run.id).where(~trading)))
+                                         .group_by(StageRecord.stage)):
                 latency.add_metric([stage], float(d or 0))
                 wait.add_metric([stage], float(w or 0))
             yield latency

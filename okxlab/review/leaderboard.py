@@ -18,6 +18,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from okxlab.db.models import EquitySnapshot, MarketSnapshot, Run
+from okxlab.domain import DRY_PREFIX
 from okxlab.review.metrics import AgentMetrics, Window, load_metrics, period_returns
 from okxlab.review.noise import NoiseTest, noise_test, paired_curves, paired_with_prices, values_on
 from okxlab.review.settings import ReviewSettings
@@ -89,8 +90,9 @@ class Leaderboard:
 # ---- which book, which agents --------------------------------------------------------------------------------
 
 def books(s: Session) -> list[str]:
-    """Every book with runs, most recently active first."""
-    rows = s.execute(select(Run.book, func.max(Run.created_at).label("last")).group_by(Run.book)
+    """Every book with runs, most recently active first (dry-run books are not accounts: left out)."""
+    rows = s.execute(select(Run.book, func.max(Run.created_at).label("last"))
+                     .where(Run.book.not_like(f"{DRY_PREFIX}%")).group_by(Run.book)
                      .order_by(func.max(Run.created_at).desc(), Run.book)).all()
     return [r.book for r in rows]
 

@@ -29,7 +29,7 @@ from okxlab.config import Config, load_config, reports_dir
 from okxlab.db.models import AuditEvent, LlmCallRecord, PlanValidation, Report, Run, StageRecord, utcnow
 from okxlab.db.ops import insert_ignore
 from okxlab.db.session import session_factory
-from okxlab.domain import STAGES
+from okxlab.domain import DRY_PREFIX, STAGES
 from okxlab.errors import UserError
 from okxlab.review import charts
 from okxlab.review.clock import market_window
@@ -118,7 +118,8 @@ def previous_day(now: datetime) -> date:
 def books_for_day(s: Session, day: date) -> list[tuple[str, Window, Window]]:
     """(book, market window, scheduled window) for each book the day's report covers."""
     w = day_window(day)
-    scheduled = set(s.scalars(select(Run.book).where(Run.scheduled_for >= w.start, Run.scheduled_for < w.end)
+    scheduled = set(s.scalars(select(Run.book).where(Run.scheduled_for >= w.start, Run.scheduled_for < w.end,
+                                                     Run.book.not_like(f"{DRY_PREFIX}%"))
                               .distinct()))
     replays = set(s.scalars(select(Run.book).where(Run.created_at >= w.start, Run.created_at < w.end,
                                                    Run.book.like("replay:%")).distinct())) - scheduled

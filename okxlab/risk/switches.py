@@ -70,6 +70,16 @@ def state_row(session: Session, agent: str, book: str, *, lock: str | None = Non
                            .execution_options(populate_existing=True)).one()
 
 
+def peek_state_row(session: Session, agent: str, book: str) -> RiskStateRecord:
+    """The agent's trading state in `book` as stored, read only: a book it never traded is ACTIVE, and that
+    row is not created (a dry run looks at a book without touching it)."""
+    row = session.get(RiskStateRecord, (agent, book))
+    if row is not None:
+        return row
+    return RiskStateRecord(agent=agent, book=book, trading_state="ACTIVE", consecutive_invalid_plans=0,
+                           consecutive_rejections=0, trading_epoch=0, updated_at=utcnow())
+
+
 def order_block(trading_state: str, paused: bool, *, purpose: str, reduce_only: bool) -> str | None:
     """Why an order may not go out now (BLOCKED_*), or None. The same rule for the pipeline's order stage and
     the in-process replays."""

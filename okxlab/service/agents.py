@@ -17,7 +17,7 @@ from okxlab.db.models import (
     Run,
     utcnow,
 )
-from okxlab.domain import TERMINAL_ORDER, TradingState
+from okxlab.domain import DRY_PREFIX, TERMINAL_ORDER, TradingState
 from okxlab.errors import UserError
 from okxlab.risk.switches import change_trading_state, global_pause, state_row
 from okxlab.service.risk import Conflict, latest_marks
@@ -26,7 +26,8 @@ from okxlab.settings import EXCHANGE_MODES
 
 def _latest_book(s: Session, agent: str) -> str | None:
     """The book of the agent's most recent run (what `agents list` shows by default)."""
-    return s.scalars(select(Run.book).where(Run.agent == agent).order_by(Run.created_at.desc()).limit(1)).first()
+    return s.scalars(select(Run.book).where(Run.agent == agent, Run.book.not_like(f"{DRY_PREFIX}%"))
+                     .order_by(Run.created_at.desc()).limit(1)).first()
 
 
 def _latest_equity(s: Session, agent: str, book: str) -> EquitySnapshot | None:
@@ -68,7 +69,8 @@ def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
     snapshot price, open orders with their stops and targets, and its limits."""
     a = cfg.agent(name)  # unknown agents are refused with the list of known ones
     states = {r.book: r for r in s.scalars(select(RiskStateRecord).where(RiskStateRecord.agent == name))}
-    run_books = set(s.scalars(select(Run.book).where(Run.agent == name).distinct()))
+    run_books = set(s.scalars(select(Run.book).where(Run.agent == name, Run.book.not_like(f"{DRY_PREFIX}%"))
+                              .distinct()))  # dry runs' books are no accounts
     books = sorted(run_books | set(states) | {cfg.exchange_mode(a)})
     positions = list(s.scalars(select(PositionRecord).where(PositionRecord.agent == name, PositionRecord.status == "open")
                                .order_by(PositionRecord.book, PositionRecord.symbol)))
@@ -105,8 +107,10 @@ def _position(p: PositionRecord, mark: float | None) -> dict[str, Any]:
 
 def require_book(s: Session, agent: str, book: str) -> None:
     """A halt in a book that does not exist ("Demo" for demo) would succeed and leave the real book trading."""
-    if book in EXCHANGE_MODES or s.scalar(select(Run.id).where(Run.book == book).limit(1)) is not None \
-            or s.get(RiskStateRecord, (agent, book)) is not None:
+    if book in EXCHANGE_MODES:
+        return
+    if not book.startswith(DRY_PREFIX) and (s.scalar(select(Run.id).where(Run.book == book).limit(1)) is not None
+                                            or s.get(RiskStateRecord, (agent, book)) is not None):
         return
     raise UserError(f"no book {book!r}: give {', '.join(EXCHANGE_MODES)} or a replay:<id> that has runs")
 

@@ -1,8 +1,10 @@
-"""Dispatching a trading run for an agent now, on demand, at most once per idempotency key."""
+"""Plans on demand: a dry run of an agent now, up to its risk verdict (`generate`), and a trading run dispatched
+to the workers, at most once per idempotency key (`execute`)."""
 
 from __future__ import annotations
 
 import hashlib
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,15 +14,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from okxlab.agents import sync_agents
 from okxlab.config import Config
-from okxlab.db.models import IdempotencyKey, utcnow
+from okxlab.db.models import AccountSnapshot, IdempotencyKey, Run, utcnow
 from okxlab.db.ops import audit, insert_new
+from okxlab.domain import STAGES, dry_book
 from okxlab.errors import UserError
 from okxlab.pipeline.dispatch import create_runs
 from okxlab.pipeline.env import StageEnv
 from okxlab.pipeline.runner import skip_unready
+from okxlab.pipeline.stages import Delivery, end_failed, execute_stage
+from okxlab.review.trail import run_trail
+from okxlab.risk.switches import switches_block
 from okxlab.service.risk import Conflict
 
 OPERATION = "plans.execute"
+DRY_STAGES = STAGES[:STAGES.index("risk") + 1]  # a dry run ends at its verdicts
+
+
+class ExchangeUnavailable(UserError):
+    """The agent's exchange (or simulator) did not answer; nothing was sent (the API answers 503)."""
 MAX_KEY = 200
 
 
@@ -71,3 +82,78 @@ def _earlier(s: Any, key: str, agent: str) -> dict[str, Any]:
         raise Conflict(f"this Idempotency-Key was already used for {row.operation} of "
                        f"{row.result.get('agent') or 'another request'}; use a new key")
     return {**row.result, "created": False}
+
+
+def generate(env: StageEnv, agent: str, *, actor: str) -> dict[str, Any]:
+    """Run the stages up to the risk verdict for `agent` now, in this process, as a dry run: the same gather
+    steps and decide functions as a trading run (the pipeline's stage runner drives them), on the market and
+    account of the agent's trading book and judged on that book's risk state and switches, which it only reads.
+
+    The run is recorded in the book `dry:<book>` (`runs show` shows it); its risk stage ends it, so it never
+    reaches the order stage, takes no trading turn and changes nothing in the trading book. Raises NotFound for
+    an unknown agent and ExchangeUnavailable when the exchange does not answer (the run ends `failed`)."""
+    import ccxt
+
+    cfg = env.config.agent(agent)  # unknown agents are refused with the known ones
+    book = env.config.exchange_mode(cfg)
+    now = utcnow().replace(microsecond=0)
+    with env.sessions.begin() as s:
+        sync_agents(s, env.config)
+        [run_id] = create_runs(s, f"dry:{uuid.uuid4().hex[:16]}", [(agent, dry_book(book))], now, now=now)
+        audit(s, "plan.generate", f"dry run {run_id} of {agent} on book {book} requested", agent=agent,
+              run_id=run_id, actor=actor, data={"book": dry_book(book), "trading_book": book})
+    delivery = Delivery(worker=f"api@{socket.gethostname()}")
+    for ready in skip_unready(env, [run_id]):  # an agent that cannot plan ends the run with the reason
+        for stage in DRY_STAGES:
+            try:
+                if not execute_stage(stage, ready, env, delivery):
+                    break
+            except Exception as exc:  # transient errors are left to retries in the pipeline; here, none come
+                end_failed(env, stage, ready, f"{type(exc).__name__}: {exc}".strip())
+                if isinstance(exc, ccxt.NetworkError):
+                    raise ExchangeUnavailable(
+                        f"the exchange of book {book} did not answer ({type(exc).__name__}); nothing was sent; "
+                        f"dry run {ready} is recorded as failed") from exc
+                raise
+    with env.sessions() as s:
+        return dry_result(s, run_id, book)
+
+
+def dry_result(s: Session, run_id: str, book: str) -> dict[str, Any]:
+    """A dry run's plan, validation and verdicts, each verdict with whether its order would go out now."""
+    trail = run_trail(s, run_id)
+    run = s.get(Run, run_id)
+    epoch = s.scalars(select(AccountSnapshot.trading_epoch).where(AccountSnapshot.run_id == run_id)).first()
+    snapshot_taken = trail["stages"][0]["status"] == "done"
+    # None: another run of the agent holds its book's turn, so a trading run now would end agent_busy
+    turn_free = epoch is not None if snapshot_taken else None
+    verdicts = []
+    for v in trail["verdicts"]:
+        order = v["order"]
+        if order is None:
+            why = ("rejected: " + ", ".join(v["reasons"])) if v["outcome"] == "reject" else "no order"
+        elif turn_free is False:
+            why = "agent_busy"
+        else:  # the kill-switch rule the order claim applies, on the switches as they stand (read only)
+            why = switches_block(s, run.agent, book, purpose="close" if order["reduce_only"] else "open",
+                                 reduce_only=bool(order["reduce_only"]), lock=False)
+        verdicts.append({**{k: v[k] for k in ("index", "symbol", "action", "outcome", "reasons", "decision", "order")},
+                         "would_send": why is None, "reason": why})
+    plan = trail["plan"]
+    return {
+        "run_id": run_id, "agent": run.agent, "book": run.book, "trading_book": book,
+        "status": run.status, "reason": run.reason, "sent": False,
+        "plan": ({"planner": plan["planner"], "raw": plan["raw"], "document": plan["document"],
+                  "error": plan["error"],
+                  "decisions": plan["document"].get("decisions") if isinstance(plan["document"], dict) else None}
+                 if plan else None),
+        "llm_calls": trail["llm_calls"],
+        "validation": trail["validation"],
+        "verdicts": verdicts,
+        "risk": ({k: trail["verdicts"][0]["inputs"].get(k) for k in ("trading_state", "global_pause", "equity",
+                                                                     "peak_equity", "day_start_equity")}
+                 if trail["verdicts"] else None),
+        "turn_free": turn_free,
+        "stages": [{"stage": st["stage"], "status": st["status"], "error": st["error"]} for st in trail["stages"]
+                   if st["stage"] in DRY_STAGES],
+    }

@@ -52,6 +52,17 @@ def show_run(run_id: str, full: bool = False, _: Caller = Depends(READ), c: ApiC
         return runs.show(s, run_id, full=full)
 
 
+@router.post("/plans/generate", tags=["plans"], responses={**WRITE_ERRORS, **errors(503)})
+def generate(body: ExecuteBody, caller: Caller = Depends(OPERATE), c: ApiContext = Depends(ctx)) -> dict[str, Any]:
+    """Run the stages up to the risk verdict for an agent now, in this process (no worker needed), on its trading
+    book's market, account, risk state and switches, and return the plan (the planner, the model's text, the
+    decisions), the validation and each verdict with whether its order would be sent now (`would_send`,
+    `reason`). Nothing is sent, ever: the run is recorded in the book `dry:<book>` (see `GET /runs/{id}`),
+    ends at its verdicts, takes no trading turn and changes nothing in the trading book."""
+    env = plans.stage_env(c.config, c.sessions)
+    return plans.generate(env, body.agent, actor=caller.actor)
+
+
 @router.post("/plans/execute", tags=["plans"], status_code=202, responses=WRITE_ERRORS)
 def execute(body: ExecuteBody, idempotency_key: str | None = Header(None, max_length=plans.MAX_KEY),
             caller: Caller = Depends(OPERATE), c: ApiContext = Depends(ctx)) -> Executed:
