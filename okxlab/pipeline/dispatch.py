@@ -72,6 +72,11 @@ def tick_expiry(parsed: ParsedSchedule, tick: datetime) -> timedelta:
     return min(max(period / 2, MIN_EXPIRY), MAX_EXPIRY)
 
 
+def is_stale(parsed: ParsedSchedule, tick: datetime, now: datetime) -> bool:
+    """A tick found later than its expiry: recorded as missed, not traded (and what /health calls overdue)."""
+    return now - tick > tick_expiry(parsed, tick)
+
+
 def next_fire(cron: crontab, after: datetime) -> datetime:
     begin, delta, _ = cron.remaining_delta(after.astimezone(UTC), tz=UTC)
     fire = (begin + delta).astimezone(UTC)
@@ -135,7 +140,7 @@ def dispatch_due(session: Session, config: Config, now: datetime) -> list[str]:
         tick, missed = parsed.latest_tick(now, sched.last_dispatched_for)
         if tick is None:
             continue
-        if now - tick > tick_expiry(parsed, tick):
+        if is_stale(parsed, tick, now):
             audit(session, "schedule.stale_tick", f"schedule {sched.name}: tick {tick.isoformat()} found "
                   f"{(now - tick).total_seconds():.0f} s late (expiry {tick_expiry(parsed, tick).total_seconds():.0f} s); "
                   "recorded as missed, not traded", data={"schedule": sched.name, "tick": tick.isoformat(),

@@ -48,11 +48,12 @@ def market_window(s: Session, book: str, scheduled: Window) -> Window:
 def book_now(s: Session, book: str, now: datetime) -> datetime:
     """`book`'s market time at wall time `now`: a span back from now (`--since 1d`) counts back from here.
 
-    The newest snapshot tells the book's offset from the wall clock (the wall time its run was taken against
+    The newest run's snapshot (newest by when the run was made: a world reset to an earlier date must not leave
+    a stale timeline in charge) tells the book's offset from the wall clock (the wall time its run was taken against
     the exchange time it read). A replay's clock stopped at its last tick."""
     row = s.execute(select(MarketSnapshot.exchange_time, Run.started_at, Run.created_at)
                     .join(Run, Run.id == MarketSnapshot.run_id).where(Run.book == book)
-                    .order_by(MarketSnapshot.exchange_time.desc()).limit(1)).first()
+                    .order_by(Run.created_at.desc(), MarketSnapshot.id.desc()).limit(1)).first()
     if row is None:
         return now
     exchange, started, created = row

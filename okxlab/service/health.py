@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from okxlab.config import Config, broker_url, database_url
 from okxlab.db.models import Run, Schedule, utcnow
 from okxlab.db.session import redact, scrub
-from okxlab.pipeline.dispatch import parse_schedule, tick_expiry
+from okxlab.pipeline.dispatch import is_stale, parse_schedule
 
 TIMEOUT = 2.0  # seconds, per check; the checks run side by side
 
@@ -58,7 +58,7 @@ def _dispatch(sessions: sessionmaker[Session], now: datetime) -> dict[str, Any]:
         for sched in s.scalars(select(Schedule).where(Schedule.enabled.is_(True))):
             parsed = parse_schedule(sched.kind, sched.expr)
             tick, _ = parsed.latest_tick(now, sched.last_dispatched_for)
-            if tick is not None and now - tick > tick_expiry(parsed, tick):
+            if tick is not None and is_stale(parsed, tick, now):
                 overdue.append({"schedule": sched.name, "tick": tick, "late_s": (now - tick).total_seconds()})
     return {"ok": not overdue, "last_dispatch": last,
             "age_s": (now - last).total_seconds() if last else None, "overdue": overdue}
