@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import LargeBinary, func, literal, select
 from sqlalchemy.orm import Session
 
 from okxlab.db.models import (
@@ -43,6 +43,7 @@ from okxlab.db.models import (
 from okxlab.domain import STAGES
 
 YEAR = timedelta(days=365.25)
+Values = Sequence[float] | np.ndarray  # a sample of durations (ms)
 
 
 @dataclass(frozen=True)
@@ -302,8 +303,8 @@ def _within(column: Any, window: Window) -> list[Any]:
     return conditions
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None  # linear interpolation (numpy's default)
+def _percentile(values: Values, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None  # linear interpolation (numpy's default)
 
 
 def load_curve(s: Session, agent: str, book: str, window: Window) -> tuple[pd.Series, float | None, datetime | None]:
@@ -544,25 +545,31 @@ def _verdicts(s: Session, agents: Sequence[str], in_window: tuple[Any, ...]) -> 
 def book_stage_latency(s: Session, agents: Sequence[str], in_window: tuple[Any, ...]) -> dict[str, dict[str, Latency]]:
     """stage_latency per agent. Each (agent, stage) comes over as two arrays, not thousands of rows; the
     percentiles are numpy's on the same values (order does not change a percentile)."""
-    durations: dict[str, dict[str, list[float]]] = {agent: {name: [] for name in STAGES} for agent in agents}
-    waits: dict[str, dict[str, list[float]]] = {agent: {name: [] for name in STAGES} for agent in agents}
+    durations: dict[str, dict[str, Values]] = {agent: {name: [] for name in STAGES} for agent in agents}
+    waits: dict[str, dict[str, Values]] = {agent: {name: [] for name in STAGES} for agent in agents}
     for agent, stage, stage_durations, stage_waits in _stage_values(s, in_window):  # other stages: when valued
-        if stage_durations:
+        if len(stage_durations):
             durations[agent][stage] = stage_durations
-        if stage_waits:
+        if len(stage_waits):
             waits[agent][stage] = stage_waits
     return {agent: _latencies(durations[agent], waits[agent]) for agent in agents}
 
 
-def _stage_values(s: Session, in_window: tuple[Any, ...]) -> Iterable[tuple[str, str, list[float], list[float]]]:
+def _packed(column: Any) -> Any:
+    """Postgres: a group's non-null float8 values as one bytea of big-endian doubles (float8send; string_agg
+    skips nulls). Exact, and much quicker to bring over and read than an array of text numbers."""
+    return func.string_agg(func.float8send(column), literal(b"", LargeBinary))
+
+
+def _stage_values(s: Session, in_window: tuple[Any, ...]) -> Iterable[tuple[str, str, Values, Values]]:
     """(agent, stage, durations, queue waits) for each agent and stage, the values in no particular order."""
     sr = StageRecord
-    if s.get_bind().dialect.name == "postgresql":  # two arrays per group rather than a row per record
-        yield from s.execute(select(Run.agent, sr.stage,
-                                    func.array_agg(sr.duration_ms).filter(sr.duration_ms.is_not(None)),
-                                    func.array_agg(sr.queue_wait_ms).filter(sr.queue_wait_ms.is_not(None)))
-                             .join(sr, sr.run_id == Run.id).where(*in_window).group_by(Run.agent, sr.stage)
-                             .order_by(Run.agent, sr.stage))
+    if s.get_bind().dialect.name == "postgresql":  # two packed arrays per group rather than a row per record
+        for agent, stage, durations, waits in s.execute(
+                select(Run.agent, sr.stage, _packed(sr.duration_ms), _packed(sr.queue_wait_ms))
+                .join(sr, sr.run_id == Run.id).where(*in_window).group_by(Run.agent, sr.stage)
+                .order_by(Run.agent, sr.stage)):
+            yield agent, stage, _doubles(durations), _doubles(waits)
         return
     groups: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     for agent, stage, duration, wait in s.execute(select(Run.agent, sr.stage, sr.duration_ms, sr.queue_wait_ms)
@@ -577,7 +584,11 @@ def _stage_values(s: Session, in_window: tuple[Any, ...]) -> Iterable[tuple[str,
         yield agent, stage, durations, waits
 
 
-def _latencies(durations: dict[str, list[float]], waits: dict[str, list[float]]) -> dict[str, Latency]:
+def _doubles(packed: bytes | None) -> np.ndarray:
+    return np.frombuffer(packed or b"", dtype=">f8").astype(float)
+
+
+def _latencies(durations: dict[str, Values], waits: dict[str, Values]) -> dict[str, Latency]:
     return {name: Latency(count=len(durations[name]), p50_ms=_percentile(durations[name], 50),
                           p95_ms=_percentile(durations[name], 95), queue_wait_p50_ms=_percentile(waits[name], 50),
                           queue_wait_p95_ms=_percentile(waits[name], 95)) for name in durations}
