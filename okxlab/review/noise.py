@@ -83,7 +83,7 @@ def bootstrap_interval(diffs: np.ndarray, *, samples: int, confidence: float, se
     return float(low), float(high)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _block_starts(n: int, samples: int, blocks: int, seed: int) -> np.ndarray:
     """The resamples' block starts. They depend only on these four numbers, and a leaderboard tests each agent
     against cash, buy-and-hold and the next agent over the same n periods, so they are drawn once (read-only)."""
