@@ -386,8 +386,7 @@ def load_activity(s: Session, agent: str, book: str, window: Window) -> Activity
 
 
 def llm_usage(s: Session, runs: Any) -> LlmUsage:
-    """LLM calls of the given runs (a select of run ids). Summed in SQL per agent, as before: a sum over a
-    join could add the costs in another order and move the last digit."""
+    """LLM calls of the given runs (a select of run ids)."""
     llm = s.execute(select(func.count(), func.coalesce(func.sum(LlmCallRecord.tokens_in), 0),
                            func.coalesce(func.sum(LlmCallRecord.tokens_out), 0),
                            func.coalesce(func.sum(LlmCallRecord.cost_usd), 0.0))
@@ -533,6 +532,10 @@ def load_book_activity(s: Session, agents: Sequence[str], book: str, window: Win
     invalid = dict(s.execute(select(Run.agent, func.count()).join(PlanValidation, PlanValidation.run_id == Run.id)
                              .where(*in_window, PlanValidation.valid.is_(False)).group_by(Run.agent)).all())
     latency = book_stage_latency(s, agents, in_window)
+    # LLM costs are summed per agent as load_metrics does (a sum over a join could add them in another order);
+    # agents with no calls at all (rule-based ones) are found in one query and skip that.
+    with_calls = set(s.scalars(select(Run.agent).join(LlmCallRecord, LlmCallRecord.run_id == Run.id)
+                               .where(*in_window).distinct()))
     out = {}
     for agent in agents:
         slippage = [r.slippage_bps for r in fills[agent] if r.slippage_bps is not None]
@@ -545,7 +548,7 @@ def load_book_activity(s: Session, agents: Sequence[str], book: str, window: Win
             rejected_by_reason=dict(sorted(rejected[agent].items())),
             amended_by_reason=dict(sorted(amended[agent].items())),
             invalid_plans=int(invalid.get(agent, 0)),
-            llm=llm_usage(s, select(Run.id).where(*in_window, Run.agent == agent)),
+            llm=llm_usage(s, select(Run.id).where(*in_window, Run.agent == agent)) if agent in with_calls else LlmUsage(),
             latency=latency[agent],
         )
     return out
