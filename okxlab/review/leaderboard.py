@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from okxlab.db.models import EquitySnapshot, MarketSnapshot, Run
 from okxlab.domain import DRY_PREFIX
-from okxlab.review.metrics import AgentMetrics, Window, load_metrics, period_returns
+from okxlab.review.metrics import AgentMetrics, Window, load_book_metrics, period_returns
 from okxlab.review.noise import NoiseTest, noise_test, paired_curves, paired_with_prices, values_on
 from okxlab.review.settings import ReviewSettings
 
@@ -124,13 +124,17 @@ def benchmark_prices(s: Session, book: str, symbol: str, window: Window) -> pd.S
         inside = inside.where(MarketSnapshot.as_of >= window.start)
     if window.end is not None:
         inside = inside.where(MarketSnapshot.as_of < window.end)
-    rows = list(s.execute(inside.order_by(MarketSnapshot.as_of, MarketSnapshot.id)).all())
+    # Every agent's run sees the same bar: one row per time (its last snapshot) rather than one per agent.
+    last = func.row_number().over(partition_by=MarketSnapshot.as_of, order_by=MarketSnapshot.id.desc()).label("last_seen")
+    per_time = inside.add_columns(last).subquery()
+    rows = list(s.execute(select(per_time.c.as_of, per_time.c.last).where(per_time.c.last_seen == 1)
+                          .order_by(per_time.c.as_of)).all())
     if window.start is not None:
         prior = s.execute(base.where(MarketSnapshot.as_of < window.start)
                           .order_by(MarketSnapshot.as_of.desc(), MarketSnapshot.id.desc()).limit(1)).first()
         rows = ([prior] if prior else []) + rows
     series = pd.Series([float(r.last) for r in rows], index=pd.DatetimeIndex([r.as_of for r in rows]), dtype=float)
-    return series[~series.index.duplicated(keep="last")]  # every agent's run sees the same bar
+    return series
 
 
 def buy_and_hold(prices: pd.Series, symbol: str) -> Baseline:
@@ -151,7 +155,7 @@ def build_leaderboard(s: Session, book: str, window: Window | None = None,
                       settings: ReviewSettings | None = None) -> Leaderboard:
     settings = settings or ReviewSettings()
     window = window or Window()
-    metrics = [load_metrics(s, agent, book, window) for agent in book_agents(s, book, window)]
+    metrics = load_book_metrics(s, book_agents(s, book, window), book, window)
     metrics.sort(key=lambda m: (m.performance.total_return is None, -(m.performance.total_return or 0.0), m.agent))
     prices = benchmark_prices(s, book, settings.benchmark, window)
     kw = {"samples": settings.bootstrap_samples, "confidence": settings.confidence, "seed": settings.seed,

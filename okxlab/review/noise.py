@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -76,12 +77,19 @@ def bootstrap_interval(diffs: np.ndarray, *, samples: int, confidence: float, se
     # Sum of each circular block, once; a resample is then `blocks` random block sums, rescaled to n periods.
     wrapped = np.concatenate([diffs, diffs[: block - 1]])
     sums = np.convolve(wrapped, np.ones(block), mode="valid")[:n]
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n, size=(samples, blocks))
-    stats = sums[starts].sum(axis=1) * (n / (blocks * block))
+    stats = sums[_block_starts(n, samples, blocks, seed)].sum(axis=1) * (n / (blocks * block))
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(stats, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+@lru_cache(maxsize=4)
+def _block_starts(n: int, samples: int, blocks: int, seed: int) -> np.ndarray:
+    """The resamples' block starts. They depend only on these four numbers, and a leaderboard tests each agent
+    against cash, buy-and-hold and the next agent over the same n periods, so they are drawn once (read-only)."""
+    starts = np.random.default_rng(seed).integers(0, n, size=(samples, blocks))
+    starts.flags.writeable = False
+    return starts
 
 
 def noise_test(versus: str, ra: np.ndarray, rb: np.ndarray, *, samples: int, confidence: float, seed: int,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from okxlab.db.models import EquitySnapshot, Fill, Run
 from okxlab.errors import NotFound, UserError
 from okxlab.review.clock import book_now
-from okxlab.review.leaderboard import Leaderboard, books, build_leaderboard, default_book
+from okxlab.review.leaderboard import Leaderboard, books, build_leaderboard
 from okxlab.review.metrics import Window
 from okxlab.review.settings import ReviewSettings
 
@@ -74,7 +74,7 @@ def _chosen(s: Session, book: str | None) -> str | None:
     known = books(s)
     if book is not None and book not in known:
         raise NotFound(f"no runs in book {book!r}; books with runs: {', '.join(known) or 'none yet'}")
-    return book or default_book(s)
+    return book or (known[0] if known else None)  # default_book, without reading the books twice
 
 
 def _book_version(s: Session, book: str) -> tuple[Any, ...]:
