@@ -4,7 +4,6 @@ order; the verdict is the one a trading run would get (the global pause, a halt)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from okxlab.agents import sync_agents
 from okxlab.config import load_config
@@ -166,9 +165,10 @@ def test_a_model_that_answers_no_plan_ends_the_dry_run_as_the_pipeline_would(dry
     assert dry.book_state("model")["state"] is None
 
     llm.responder = lambda _: error(500)
-    # A dry run of the same second asks with the same prompt, and a recorded answer to a prompt is reused (as in
-    # the pipeline): the next one is made in the next second, so the model is asked again.
-    time.sleep(1.05 - time.time() % 1)
+    # A recorded answer to the same prompt is reused, as in the pipeline, and the market may not have moved since
+    # the first dry run: forget the recorded answers so the model is asked again.
+    with session_scope(dry.url) as s:
+        s.execute(delete(m.LlmCacheEntry))
     body = dry.generate("model").json()
     assert body["status"] == "failed" and "llm_error" in body["reason"], body
     assert body["plan"]["error"].startswith("llm_error") and body["verdicts"] == []
