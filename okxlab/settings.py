@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -268,10 +270,13 @@ def shown(name: str, value: Any) -> str:
 def _explain(exc: ValidationError) -> ConfigError:
     """The first problem as one line: the variable, its value and what it must be."""
     error = exc.errors()[0]
-    name = str(error["loc"][0])
+    return _explain_one(str(error["loc"][0]), error.get("input"))
+
+
+def _explain_one(name: str, value: Any) -> ConfigError:
     field = Settings.model_fields[VARIABLES[name]]
     rule = (field.json_schema_extra or {}).get("rule")  # type: ignore[union-attr]
-    return ConfigError(f"{name}={shown(name, error.get('input'))} must be {rule}")
+    return ConfigError(f"{name}={shown(name, value)} must be {rule}")
 
 
 def _checked(build: Callable[[], Settings]) -> Settings:
@@ -281,20 +286,74 @@ def _checked(build: Callable[[], Settings]) -> Settings:
         raise _explain(exc) from None
 
 
+class _Given(Settings):
+    """Settings from the values given only: the process environment is not read."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_sources: Any) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
 def from_env(env: Mapping[str, str]) -> Settings:
     """The settings a given mapping of variables holds. Raises ConfigError (one line)."""
-    return _checked(lambda: Settings.model_validate({name: env[name] for name in VARIABLES if env.get(name)}))
+    return _checked(lambda: _Given(**{name: env[name] for name in VARIABLES if env.get(name, "").strip()}))
 
 
-_cache: dict[tuple[str | None, ...], Settings] = {}
+_cache: dict[tuple[bool | str | None, ...], Settings] = {}
+
+# What a kill switch (pause, halt, resume, flatten) needs: where the database and the config are, and how orders
+# reach the exchange. A bad value of any other variable (a mistyped SMTP port) must not keep an operator from
+# pulling a switch: see `for_switches`.
+SWITCH_VARIABLES = frozenset({
+    "OKXLAB_CONFIG", "OKXLAB_HOME", "OKXLAB_DATABASE_URL", "OKXLAB_DB_POOL_SIZE", "OKX_MODE", "LIVE_TRADING_ENABLED",
+    "OKX_BROKER_TAG", "OKXLAB_SIM_URL", "OKXLAB_SIM_ADMIN_TOKEN", "OKXLAB_EXCHANGE_TIMEOUT_MS",
+    "OKXLAB_ORDER_CLAIM_TTL", "OKXLAB_ORDER_RESEND_SETTLE",
+})
+_switch_mode = False
+_warned: set[str] = set()
+
+
+@contextmanager
+def for_switches() -> Iterator[None]:
+    """Inside, a bad value of a variable a kill switch does not need is ignored (treated as unset) with a
+    one-line warning on stderr, instead of stopping the command. Used by the switch commands only; every other
+    command and every worker still refuses a bad value."""
+    global _switch_mode
+    before, _switch_mode = _switch_mode, True
+    try:
+        yield
+    finally:
+        _switch_mode = before
+
+
+def _lenient() -> Settings:
+    """The settings without the bad values of variables a switch does not need (warned about once each)."""
+    env = {name: os.environ[name] for name in VARIABLES if os.environ.get(name, "").strip()}
+    while True:
+        try:
+            return _Given(**env)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors()}
+            if bad & SWITCH_VARIABLES or not bad & set(env):
+                raise _explain(exc) from None
+            for name in sorted(bad - _warned):
+                print(f"okxlab: warning: {_explain_one(name, env[name])}; ignored by this kill-switch command",
+                      file=sys.stderr)
+                _warned.add(name)
+            env = {k: v for k, v in env.items() if k not in bad}
 
 
 def current() -> Settings:
     """The settings the process environment holds now (validated once per distinct set of values)."""
-    key = tuple(os.environ.get(name) for name in VARIABLES)
+    key = (_switch_mode, *(os.environ.get(name) for name in VARIABLES))
     found = _cache.get(key)
     if found is None:
-        found = _checked(Settings)  # pydantic-settings reads os.environ
+        try:
+            found = _checked(Settings)  # pydantic-settings reads os.environ
+        except ConfigError:
+            if not _switch_mode:
+                raise
+            found = _lenient()
         if len(_cache) > 64:  # tests change variables often; keep the cache small (a race only costs a rebuild)
             _cache.clear()
         _cache[key] = found

@@ -6,7 +6,7 @@ import getpass
 
 import click
 
-from okxlab.cli.common import config, echo_json, exchange_calls, open_db
+from okxlab.cli.common import config, echo_json, exchange_calls, kill_switch, open_db
 from okxlab.domain import TradingState
 from okxlab.service import agents as service
 
@@ -48,6 +48,7 @@ def _state(row: dict) -> str:
     return own
 
 
+@kill_switch
 def _change(name: str, book: str | None, target: TradingState, reason: str | None) -> None:
     cfg = config()
     cfg.agent(name)  # unknown agents are refused (with the known ones) before the database is opened
@@ -77,6 +78,7 @@ def resume(name: str, book: str | None) -> None:
 @click.argument("name")
 @click.option("--book", help="Whose account: sim | demo | live | replay:<id> (default: the agent's exchange mode).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@kill_switch
 def flatten(name: str, book: str | None, yes: bool) -> None:
     """Cancel all of an agent's orders and close all its positions at market (audited)."""
     cfg = config()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
@@ -13,6 +14,19 @@ import click
 
 from okxlab.errors import UserError
 from okxlab.service.db import config, open_db  # noqa: F401  (what every command opens)
+
+
+def kill_switch(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For the kill-switch commands (pause, halt, resume, flatten): they work whatever an unrelated variable
+    holds; its bad value is warned about and ignored (okxlab.settings.for_switches)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from okxlab.settings import for_switches
+
+        with for_switches():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from okxlab.cli.agents import actor
-from okxlab.cli.common import echo_json, open_db, table
+from okxlab.cli.common import echo_json, kill_switch, open_db, table
 from okxlab.service import risk as service
 
 
@@ -16,6 +16,7 @@ def risk() -> None:
 
 @risk.command()
 @click.option("--reason", default="paused by operator", show_default=True, help="Why (kept in the audit log).")
+@kill_switch
 def pause(reason: str) -> None:
     """Block new entries for every agent (closing stays allowed)."""
     service.pause(open_db(), reason, actor=actor())
@@ -23,6 +24,7 @@ def pause(reason: str) -> None:
 
 
 @risk.command()
+@kill_switch
 def resume() -> None:
     """Lift the global pause."""
     service.resume(open_db(), actor=actor())
