@@ -294,9 +294,14 @@ class _Given(Settings):
         return (init_settings,)
 
 
+def _values(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings' variables `env` gives a value (blank counts as unset, as for the environment itself)."""
+    return {name: env[name] for name in VARIABLES if env.get(name, "").strip()}
+
+
 def from_env(env: Mapping[str, str]) -> Settings:
     """The settings a given mapping of variables holds. Raises ConfigError (one line)."""
-    return _checked(lambda: _Given(**{name: env[name] for name in VARIABLES if env.get(name, "").strip()}))
+    return _checked(lambda: _Given(**_values(env)))
 
 
 _cache: dict[tuple[bool | str | None, ...], Settings] = {}
@@ -328,7 +333,7 @@ def for_switches() -> Iterator[None]:
 
 def _lenient() -> Settings:
     """The settings without the bad values of variables a switch does not need (warned about once each)."""
-    env = {name: os.environ[name] for name in VARIABLES if os.environ.get(name, "").strip()}
+    env = _values(os.environ)
     while True:
         try:
             return _Given(**env)

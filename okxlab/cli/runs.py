@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from okxlab.cli.common import echo_json, fmt, open_db
+from okxlab.domain import RunStatus
 from okxlab.service import runs as service
 from okxlab.service.runs import RunFilter
 
@@ -17,8 +18,7 @@ def runs() -> None:
     """Pipeline runs and their whole audit trail."""
 
 
-# The statuses a run can have (okxlab.domain.RunStatus), spelled out so `--help` needs no import of the domain.
-STATUSES = ("pending", "running", "completed", "skipped", "invalid_plan", "rejected", "failed")
+STATUSES = tuple(status.value for status in RunStatus)  # what --status accepts
 
 
 @runs.command("list")

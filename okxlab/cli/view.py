@@ -60,8 +60,9 @@ def show_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, wrap: S
 def echo_block(title: str, body: str) -> None:
     """A titled block of free text (a plan, a model's answer), wrapped at the terminal's width."""
     click.echo(title)
+    console = _console()
     for line in body.splitlines() or [""]:
-        _console().print("  " + line, soft_wrap=False, overflow="fold", markup=False)
+        console.print("  " + line, soft_wrap=False, overflow="fold", markup=False)
 
 
 class TickProgress:

@@ -48,20 +48,21 @@ class RangeResult:
     baseline: dict[str, Any] = field(default_factory=dict)
 
 
-def ticks_between(start: datetime, end: datetime, bar: str) -> list[datetime]:
-    """Bar boundaries in [start, end] (start rounded up to a boundary)."""
+def _tick_range(start: datetime, end: datetime, bar: str) -> range:
+    """The bar boundaries in [start, end] in ms (start rounded up to a boundary), not yet listed."""
     step = bar_ms(bar)
     first = -(-int(start.timestamp() * 1000) // step) * step
-    last = int(end.timestamp() * 1000)
-    return [datetime.fromtimestamp(ms / 1000, UTC) for ms in range(first, last + 1, step)]
+    return range(first, int(end.timestamp() * 1000) + 1, step)
+
+
+def ticks_between(start: datetime, end: datetime, bar: str) -> list[datetime]:
+    """Bar boundaries in [start, end] (start rounded up to a boundary)."""
+    return [datetime.fromtimestamp(ms / 1000, UTC) for ms in _tick_range(start, end, bar)]
 
 
 def count_ticks(start: datetime, end: datetime, bar: str) -> int:
     """len(ticks_between(...)) without making the list (a window of centuries must be refusable cheaply)."""
-    step = bar_ms(bar)
-    first = -(-int(start.timestamp() * 1000) // step) * step
-    last = int(end.timestamp() * 1000)
-    return max(0, (last - first) // step + 1)
+    return len(_tick_range(start, end, bar))
 
 
 def create_replay(env: StageEnv, *, kind: str, agents: list[str], start: datetime, end: datetime, bar: str,

@@ -101,7 +101,6 @@ def test_replay_progress_is_a_bar_at_a_terminal_and_lines_when_piped(capsys: pyt
 
 
 def test_the_status_choices_are_the_run_statuses() -> None:
-    # spelled out in the CLI so `--help` needs no domain import; kept equal to the domain's enum here
     from okxlab.cli.runs import STATUSES
     from okxlab.domain import RunStatus
 
