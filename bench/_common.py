@@ -148,3 +148,14 @@ class Timer:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.start
+
+
+def strategy_agents_toml(agents: list[tuple[str, str, dict[str, Any]]], symbol: str, bar: str) -> str:
+    """A config of rule-based agents (name, strategy, params) on one symbol and bar, 150 candles per run."""
+    parts = ["[pipeline]\ncandles = 150\n"]
+    for name, strategy, params in agents:
+        parts.append(f'[[agents]]\nname = "{name}"\nplanner = "strategy"\nstrategy = "{strategy}"\n'
+                     f'symbols = ["{symbol}"]\nbar = "{bar}"\n')
+        if params:
+            parts.append("[agents.params]\n" + "".join(f"{k} = {v}\n" for k, v in params.items()))
+    return "\n".join(parts)

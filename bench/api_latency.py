@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import load, percentile, say, scratch_database, write_json  # noqa: E402
+from bench._common import load, percentile, say, scratch_database, strategy_agents_toml, write_json  # noqa: E402
 
 START = datetime(2026, 2, 1, tzinfo=UTC)  # the shipped 15m candles cover 2026-01-01 .. 2026-04-18
 AGENTS = [("sma", "builtin:sma_cross", {"fast": 5, "slow": 20}), ("sma2", "builtin:sma_cross", {}),
@@ -35,13 +35,7 @@ TARGET_MS = 100
 
 
 def config_text() -> str:
-    parts = ["[pipeline]\ncandles = 150\n"]
-    for name, strategy, params in AGENTS:
-        parts.append(f'[[agents]]\nname = "{name}"\nplanner = "strategy"\nstrategy = "{strategy}"\n'
-                     f'symbols = ["BTC-USDT-SWAP"]\nbar = "15m"\n')
-        if params:
-            parts.append("[agents.params]\n" + "".join(f"{k} = {v}\n" for k, v in params.items()))
-    return "\n".join(parts)
+    return strategy_agents_toml(AGENTS, "BTC-USDT-SWAP", "15m")
 
 
 def _free_port() -> int:

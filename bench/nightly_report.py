@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import load, median, say, scratch_database, write_json  # noqa: E402
+from bench._common import load, median, say, scratch_database, strategy_agents_toml, write_json  # noqa: E402
 
 DAY = date(2022, 11, 10)
 STRATEGIES = [("sma", "builtin:sma_cross", {"fast": 5, "slow": 20}), ("sma2", "builtin:sma_cross", {}),
@@ -32,13 +32,7 @@ STRATEGIES = [("sma", "builtin:sma_cross", {"fast": 5, "slow": 20}), ("sma2", "b
 
 
 def config_text(n: int) -> str:
-    parts = ["[pipeline]\ncandles = 150\n"]
-    for name, strategy, params in (STRATEGIES * 3)[:n]:
-        parts.append(f'[[agents]]\nname = "{name}"\nplanner = "strategy"\nstrategy = "{strategy}"\n'
-                     f'symbols = ["ETH-USDT-SWAP"]\nbar = "5m"\n')
-        if params:
-            parts.append("[agents.params]\n" + "".join(f"{k} = {v}\n" for k, v in params.items()))
-    return "\n".join(parts)
+    return strategy_agents_toml((STRATEGIES * 3)[:n], "ETH-USDT-SWAP", "5m")
 
 
 def main() -> None:
