@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     api_public: bool = var("OKXLAB_API_PUBLIC", False, "`true`: `okxlab api` answers GETs of read scope without "
                            "a token (a public arena); every other call still needs one",
                            "true or false (also 1/0, yes/no)", "`false`")
+    flower_url: str = var("OKXLAB_FLOWER_URL", "http://127.0.0.1:5555", "where the dashboard's pipeline page "
+                          "links into Flower", "an http(s) URL", "`http://127.0.0.1:5555`")
     # ---- the nightly report's email (docs/review.md; review/mailer.py checks how they fit together) ------
     smtp_host: str | None = var("OKXLAB_SMTP_HOST", None, "the SMTP server; unset, the report is only written "
                                 "to disk", "a host name", "none")
@@ -204,6 +206,13 @@ class Settings(BaseSettings):
         if value is not None and not BROKER_TAG.fullmatch(value):
             raise ValueError("not an OKX tag")
         return value
+
+    @field_validator("flower_url")
+    @classmethod
+    def _flower_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s\"'<>]+", value):
+            raise ValueError("not an http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("sim_url")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -100,3 +101,11 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def redis_prefix() -> str:
     return f"okxlab-test-{SESSION_ID}:"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the dashboard's browser tests left their screenshots (tests/support/browser.py)."""
+    from tests.support.browser import SCREENSHOTS
+
+    if SCREENSHOTS.exists() and any(SCREENSHOTS.iterdir()):
+        terminalreporter.write_line(f"dashboard screenshots: {SCREENSHOTS}")

@@ -21,6 +21,7 @@ class ApiContext:
     start_run: Callable[..., None]  # sends a run's stage chain to the broker
     ping_workers: Callable[[float], dict[str, Any]]  # Celery worker name → reply, within a timeout
     queue_replay: Callable[[int, str], None]  # sends a requested replay to the replay queue
+    queue_depths: Callable[[], dict[str, int | None]]  # messages waiting per Celery queue (None: unknown)
 
 
 def ctx(request: Request) -> ApiContext:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
@@ -70,6 +71,13 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
     return body(422, "validation_error", f"{where}{first.get('msg', 'invalid')}", field=field)
 
 
+def _as_page(request: Request, status: int, message: str) -> Response | None:
+    """The dashboard's pages answer errors as pages (one line, no traceback); everything else as JSON."""
+    from okxlab.api import ui
+
+    return ui.error_page(request, status, _one_line(message)) if ui.is_page(request) else None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
@@ -77,20 +85,23 @@ def install(app: FastAPI) -> None:
         return body(exc.status, exc.code, exc.message, headers=headers)
 
     @app.exception_handler(UserError)
-    async def _user(_: Request, exc: UserError) -> JSONResponse:
-        return _user_error(exc)
+    async def _user(request: Request, exc: UserError) -> Response:
+        answer = _user_error(exc)
+        return _as_page(request, answer.status_code, str(exc)) or answer
 
     @app.exception_handler(ExchangeUnavailable)
     async def _exchange(_: Request, exc: ExchangeUnavailable) -> JSONResponse:
         return body(503, "exchange_unavailable", str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation(exc)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        answer = _validation(exc)
+        return _as_page(request, 422, json.loads(answer.body)["error"]["message"]) or answer
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return body(exc.status_code, _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail))
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return _as_page(request, exc.status_code, str(exc.detail)) or \
+            body(exc.status_code, _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail))
 
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:

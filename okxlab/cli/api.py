@@ -14,13 +14,12 @@ from okxlab.service import tokens as service
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def api(host: str, port: int) -> None:
     """Serve the HTTP control API (OpenAPI at /docs). Same database and config as these commands."""
-    import uvicorn
-
     from okxlab.api.app import create_app
+    from okxlab.api.server import server
 
     app = create_app()  # a missing database or bad config is one line here, before the port is bound
-    click.echo(f"okxlab: API on http://{host}:{port} (docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    click.echo(f"okxlab: API on http://{host}:{port} (dashboard at /, docs at /docs)", err=True)
+    server(app, host, port).run()
 
 
 @click.group()

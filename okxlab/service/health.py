@@ -49,7 +49,7 @@ def _exchange(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def _dispatch(sessions: sessionmaker[Session], now: datetime) -> dict[str, Any]:
+def dispatch_status(sessions: sessionmaker[Session], now: datetime) -> dict[str, Any]:
     """The last scheduled run created, and whether an enabled schedule has a tick overdue past its expiry
     (beat or the dispatch workers are not running)."""
     with sessions() as s:
@@ -74,7 +74,7 @@ def check(sessions: sessionmaker[Session], cfg: Config, ping_workers: Callable[[
 
     checks: dict[str, Callable[[], dict[str, Any]]] = {
         "database": lambda: _database(sessions), "broker": _broker, "exchange": lambda: _exchange(cfg),
-        "workers": workers, "dispatch": lambda: _dispatch(sessions, now)}
+        "workers": workers, "dispatch": lambda: dispatch_status(sessions, now)}
     with ThreadPoolExecutor(len(checks)) as pool:
         futures = {name: pool.submit(fn) for name, fn in checks.items()}
         parts = {name: _outcome(f) for name, f in futures.items()}
