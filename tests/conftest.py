@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest

@@ -22,3 +22,12 @@ class Server(uvicorn.Server):
 def server(app: FastAPI, host: str, port: int, **options: Any) -> Server:
     return Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3,
                                  **options))
+
+
+def serve_until_stopped(app: FastAPI, host: str, port: int) -> None:
+    """Serve until Ctrl-C or SIGTERM; a stop asked for is a normal end (uvicorn re-raises the signal after its
+    own clean shutdown)."""
+    try:
+        server(app, host, port).run()
+    except KeyboardInterrupt:
+        pass

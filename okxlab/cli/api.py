@@ -15,11 +15,11 @@ from okxlab.service import tokens as service
 def api(host: str, port: int) -> None:
     """Serve the HTTP control API (OpenAPI at /docs). Same database and config as these commands."""
     from okxlab.api.app import create_app
-    from okxlab.api.server import server
+    from okxlab.api.server import serve_until_stopped
 
     app = create_app()  # a missing database or bad config is one line here, before the port is bound
     click.echo(f"okxlab: API on http://{host}:{port} (dashboard at /, docs at /docs)", err=True)
-    server(app, host, port).run()
+    serve_until_stopped(app, host, port)
 
 
 @click.group()

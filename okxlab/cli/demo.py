@@ -75,7 +75,10 @@ class _Progress:
               help="How many 4-hour bars to replay (each runs every agent once).")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32),
               help="Worker threads consuming the stage queues.")
-def demo(ticks: int, workers: int) -> None:
+@click.option("--serve", is_flag=True, help="Then serve the results in the web dashboard until Ctrl-C.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="The dashboard's port on 127.0.0.1 (with --serve).")
+def demo(ticks: int, workers: int, serve: bool, port: int) -> None:
     """Run every agent through the real pipeline over recent history, offline, and show the leaderboard."""
     from okxlab.pipeline.embedded import EmbeddedWorker
     from okxlab.pipeline.env import build_env, reset_default_env
@@ -139,4 +142,25 @@ def demo(ticks: int, workers: int) -> None:
     outcome = deliver(datetime.now(UTC).date(), send=False, url=url, config=config)
     click.echo(f"database: {path}")
     click.echo(f"report:   {outcome.path}")
-    click.echo("next: okxlab runs list · okxlab runs show RUN_ID · okxlab agents list · okxlab leaderboard")
+    if not serve:
+        click.echo("next: okxlab runs list · okxlab runs show RUN_ID · okxlab agents list · okxlab leaderboard · "
+                   "okxlab demo --serve")
+        return
+    _serve(port)
+
+
+def _serve(port: int) -> None:
+    """The dashboard over the demo's database: read-only (a public arena, no token to make), nothing live to push
+    (SQLite has no NOTIFY, and the demo has finished), no workers or broker to ask about."""
+    import socket
+
+    from okxlab.api.app import create_app
+    from okxlab.api.server import serve_until_stopped
+
+    with socket.socket() as probe:  # a taken port is one line, before anything starts
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise UserError(f"port {port} is taken on 127.0.0.1; choose another with --port")
+    app = create_app(public=True, ping_workers=lambda _timeout: {}, queue_depths=dict)
+    click.echo(f"dashboard: http://127.0.0.1:{port} (read-only; Ctrl-C stops it)")
+    serve_until_stopped(app, "127.0.0.1", port)
+    click.echo("dashboard stopped")

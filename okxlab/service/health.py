@@ -50,16 +50,20 @@ def _exchange(cfg: Config) -> dict[str, Any]:
 
 
 def dispatch_status(sessions: sessionmaker[Session], now: datetime) -> dict[str, Any]:
+    with sessions() as s:
+        return dispatch_state(s, now)
+
+
+def dispatch_state(s: Session, now: datetime) -> dict[str, Any]:
     """The last scheduled run created, and whether an enabled schedule has a tick overdue past its expiry
     (beat or the dispatch workers are not running)."""
-    with sessions() as s:
-        last = s.scalar(select(func.max(Run.created_at)).where(Run.schedule_id.is_not(None)))
-        overdue = []
-        for sched in s.scalars(select(Schedule).where(Schedule.enabled.is_(True))):
-            parsed = parse_schedule(sched.kind, sched.expr)
-            tick, _ = parsed.latest_tick(now, sched.last_dispatched_for)
-            if tick is not None and is_stale(parsed, tick, now):
-                overdue.append({"schedule": sched.name, "tick": tick, "late_s": (now - tick).total_seconds()})
+    last = s.scalar(select(func.max(Run.created_at)).where(Run.schedule_id.is_not(None)))
+    overdue = []
+    for sched in s.scalars(select(Schedule).where(Schedule.enabled.is_(True))):
+        parsed = parse_schedule(sched.kind, sched.expr)
+        tick, _ = parsed.latest_tick(now, sched.last_dispatched_for)
+        if tick is not None and is_stale(parsed, tick, now):
+            overdue.append({"schedule": sched.name, "tick": tick, "late_s": (now - tick).total_seconds()})
     return {"ok": not overdue, "last_dispatch": last,
             "age_s": (now - last).total_seconds() if last else None, "overdue": overdue}
 

@@ -59,6 +59,15 @@ def book_window(s: Session, book: str, since: str | None, until: str | None,
     return window(since, until, names, book_now(s, book, datetime.now(UTC)))
 
 
+def on_the_hour(s: Session, book: str | None, since: str | None) -> str | None:
+    """A span back from now (7d) as a fixed start: the book's clock minus the span, down to the hour. Pages
+    refreshed every few seconds then ask for the same window within an hour, which the board cache can keep."""
+    if not since or not _SPAN.match(since.strip()) or book is None:
+        return since
+    start = book_window(s, book, since, None).start
+    return start.replace(minute=0, second=0, microsecond=0).isoformat() if start else since
+
+
 def leaderboard(s: Session, settings: ReviewSettings, book: str | None, since: str | None, until: str | None,
                 names: tuple[str, str] = ("--since", "--until")) -> tuple[Window, Leaderboard | None]:
     """The window and the board of `book` (default: the most recently active one); no board when nothing has run."""

@@ -60,3 +60,34 @@ def test_demo_refuses_to_touch_a_database_it_did_not_make(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert result.stderr.strip().startswith("okxlab: error: ") and "did not make" in result.stderr
     assert (home / "okxlab.sqlite").read_bytes() == b"someone else's data"
+
+
+def test_demo_serve_shows_the_results_in_the_dashboard_read_only(tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+
+    from tests.support.browser import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OKXLAB_", "OKX_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "okxlab.cli.main", "demo", "--ticks", "3", "--serve", "--port",
+                             str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # the demo's own output, then the line naming the dashboard
+            if line.startswith("dashboard: "):
+                break
+        assert line.strip() == f"dashboard: http://127.0.0.1:{port} (read-only; Ctrl-C stops it)"
+        base = f"http://127.0.0.1:{port}"
+        arena = httpx.get(f"{base}/", timeout=30)
+        assert arena.status_code == 200
+        for agent in ("deepseek", "qwen", "trend", "meanrev", "buyhold", "cash"):
+            assert f'data-agent="{agent}"' in arena.text
+        assert httpx.get(f"{base}/ui/agents/trend", timeout=30).status_code == 200
+        assert httpx.post(f"{base}/ui/risk/pause", timeout=30).status_code == 401  # nobody operates a demo
+        assert 'id="controls"' not in httpx.get(f"{base}/ui/agents/trend", timeout=30).text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

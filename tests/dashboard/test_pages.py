@@ -176,3 +176,22 @@ def test_every_page_renders_and_links_runs(site: tuple[Api, str], driver: Any) -
     assert "unknown agent 'nobody'" in driver.find_element(By.ID, "error").text
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "/ui/agents/nobody" not in e["message"]]
     assert not errors, errors
+
+
+def test_pages_left_behind_close_their_event_streams(site: tuple[Api, str], driver: Any) -> None:
+    # Pages kept in the back/forward cache held their streams open: after six, the browser had no connection
+    # left for this host and the next page never loaded.
+    api, base = site
+    sign_in(driver, base, api.tokens["read"], "/ui/replays")
+    hub = api.app.state.hub
+    driver.set_page_load_timeout(10)
+    try:
+        for n in range(9):
+            driver.get(f"{base}/ui/{'replays' if n % 2 else 'reports'}?n={n}")
+            live(driver)
+            assert driver.find_element(By.TAG_NAME, "h1").text in ("Replays", "Reports")
+        driver.back()
+        live(driver)  # a page back from the cache listens again
+        wait(driver, lambda d: len(hub._subscribers) <= 2, what="the streams of pages left to close")
+    finally:
+        driver.set_page_load_timeout(30)

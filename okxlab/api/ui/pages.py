@@ -18,11 +18,11 @@ from okxlab.api.routes.review import BOARDS
 from okxlab.api.ui.render import page, templates
 from okxlab.api.ui.session import Viewer, viewer
 from okxlab.errors import NotFound, UserError
-from okxlab.review.leaderboard import books
+from okxlab.review.leaderboard import books, default_book
 from okxlab.review.settings import ReviewSettings
 from okxlab.risk.switches import global_pause
 from okxlab.service import agents, dashboard, replays, reports, runs
-from okxlab.service.leaderboard import book_window
+from okxlab.service.leaderboard import book_window, on_the_hour
 
 router = APIRouter(include_in_schema=False)
 WINDOWS = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("", "all"))
@@ -43,7 +43,8 @@ def reader(who: Viewer | None = Depends(viewer)) -> Viewer:
 # ---- parts: name → (template, data) -----------------------------------------------------------------------
 
 def _board(s: Session, c: ApiContext, q: dict[str, Any]) -> dict[str, Any]:
-    board = BOARDS.board(s, ReviewSettings.from_config(c.config), q.get("book"), q.get("since"), None)
+    book = q.get("book") or default_book(s)
+    board = BOARDS.board(s, ReviewSettings.from_config(c.config), book, on_the_hour(s, book, q.get("since")), None)
     book = board["book"]
     known = {a.name for a in c.config.agents}
     state = {row["name"]: row for row in agents.list_agents(s, c.config, book)} if book else {}
@@ -91,10 +92,13 @@ def _feed(s: Session, c: ApiContext, q: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pipeline(s: Session, c: ApiContext, q: dict[str, Any]) -> dict[str, Any]:
-    from okxlab.service.health import TIMEOUT, dispatch_status
+    from okxlab.service.health import TIMEOUT, dispatch_state
 
-    return {"pipeline": dashboard.pipeline(s), "dispatch": dispatch_status(c.sessions, dashboard.utcnow()),
-            "workers": sorted(c.ping_workers(TIMEOUT / 2) or {}), "queues": c.queue_depths()}
+    # The broker first: a session begins its transaction at its first query, and on SQLite every transaction
+    # holds the write lock, so nothing is held while the workers take their time to answer.
+    workers, queues = sorted(c.ping_workers(TIMEOUT / 2) or {}), c.queue_depths()
+    return {"pipeline": dashboard.pipeline(s), "dispatch": dispatch_state(s, dashboard.utcnow()),
+            "workers": workers, "queues": queues}
 
 
 def _replays(s: Session, c: ApiContext, q: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +189,7 @@ def market_page(request: Request, book: str | None = BOOK, symbol: str | None = 
 
 @router.get("/ui/pipeline", response_class=HTMLResponse)
 def pipeline_page(request: Request, who: Viewer = Depends(reader), c: ApiContext = Depends(ctx)) -> HTMLResponse:
-    return _render(request, who, c, "pipeline.html", {}, ["pause", "pipeline"], title="Pipeline",
+    return _render(request, who, c, "pipeline.html", {}, ["pipeline", "pause"], title="Pipeline",
                    flower=okx_settings.current().flower_url)
 
 
@@ -240,8 +244,8 @@ def arena_data(book: str | None = BOOK, since: str | None = SINCE, _: Viewer = D
             return {"book": None, "agents": [], "cash": [], "buy_and_hold": {"symbol": settings.benchmark, "points": []}}
         if chosen not in known:
             raise NotFound(f"no runs in book {chosen!r}")
-        return dashboard.arena_curves(s, chosen, book_window(s, chosen, since, None, ("since", "until")),
-                                      settings.benchmark)
+        return dashboard.arena_curves(s, chosen, book_window(s, chosen, on_the_hour(s, chosen, since), None,
+                                                             ("since", "until")), settings.benchmark)
 
 
 @router.get("/ui/data/agents/{name}")

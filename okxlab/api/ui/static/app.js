@@ -9,9 +9,11 @@
     document.body.dispatchEvent(new CustomEvent("live-" + kind, { detail: detail || {} }));
   }
 
+  var source = null;
+
   function listen() {
-    if (!document.body.dataset.stream) return;  // signed out: nothing to listen to
-    var source = new EventSource(document.body.dataset.stream);
+    if (!document.body.dataset.stream || source) return;  // signed out: nothing to listen to
+    source = new EventSource(document.body.dataset.stream);
     source.onopen = function () { document.body.dataset.live = "on"; };
     source.onerror = function () { document.body.dataset.live = "off"; };
     KINDS.forEach(function (kind) {
@@ -23,8 +25,18 @@
       });
     });
     // Reconnected after a gap: what was missed is unknown, so everything re-reads.
-    source.addEventListener("resync", function () { KINDS.forEach(function (k) { announce(k, { resync: true }); }); });
+    source.addEventListener("resync", resync);
   }
+
+  function resync() { KINDS.forEach(function (k) { announce(k, { resync: true }); }); }
+
+  // A page left for another stays in the browser's back/forward cache with its stream open; a browser allows
+  // six connections per host over HTTP/1.1, so a few pages later nothing would load. Close on leaving, and on
+  // coming back re-open and re-read everything (events went by meanwhile).
+  window.addEventListener("pagehide", function () {
+    if (source) { source.close(); source = null; document.body.dataset.live = "off"; }
+  });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) { listen(); resync(); } });
 
   // ---- theme -----------------------------------------------------------------------------------------------
   function theme() {
@@ -91,6 +103,7 @@
 
   Chart.prototype.line = function (name, points, color, opts) {
     var s = this.chart.addLineSeries(Object.assign({ color: color, lineWidth: 2, title: name,
+      pointMarkersVisible: points.length < 3,  // a line of one point would not show at all
       priceFormat: { type: "price", precision: 2, minMove: 0.01 } }, opts || {}));
     s.setData(points.map(function (p) { return { time: p[0], value: p[1] }; }));
     this.series.push(s);
@@ -110,12 +123,22 @@
     });
   };
 
+  // Charts of one page that draw the same data (equity and drawdown) share one request.
+  var inflight = {};
+
+  function getJSON(url) {
+    if (!inflight[url]) {
+      inflight[url] = fetch(url, { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) throw new Error(r.status);
+        return r.json();
+      }).finally(function () { delete inflight[url]; });
+    }
+    return inflight[url];
+  }
+
   Chart.prototype.load = function () {
     var self = this;
-    fetch(this.src, { credentials: "same-origin" }).then(function (r) {
-      if (!r.ok) throw new Error(r.status);
-      return r.json();
-    }).then(function (data) {
+    getJSON(this.src).then(function (data) {
       self.clear();
       self["draw_" + self.kind](data);
       self.el.dataset.loaded = String(Date.now());
