@@ -58,9 +58,10 @@ class Entry:
                 "equity_start": p.equity_start, "equity_end": p.equity_end, "first": p.first_at, "last": p.last_at,
                 "periods": p.periods, "periods_per_year": p.periods_per_year, "sharpe": p.sharpe, "sortino": p.sortino,
                 "max_drawdown": p.max_drawdown.depth, "trades": p.trades, "win_rate": p.win_rate,
-                "profit_factor": p.profit_factor, "fees": a.fees, "llm_cost_usd": a.llm.cost_usd,
+                "profit_factor": p.profit_factor, "fees": a.fees if a else None,
+                "llm_cost_usd": a.llm.cost_usd if a else None,
                 "vs_cash": _json(self.vs_cash), "vs_buy_and_hold": _json(self.vs_buy_and_hold),
-                "vs_next": _json(self.vs_next), "performance": p.to_json(), "activity": a.to_json()}
+                "vs_next": _json(self.vs_next), "performance": p.to_json(), "activity": a.to_json() if a else None}
 
 
 def _json(test: NoiseTest | None) -> dict[str, Any] | None:
@@ -152,10 +153,10 @@ def _has_curve(m: AgentMetrics) -> bool:
 
 
 def build_leaderboard(s: Session, book: str, window: Window | None = None,
-                      settings: ReviewSettings | None = None) -> Leaderboard:
+                      settings: ReviewSettings | None = None, *, activity: bool = True) -> Leaderboard:
     settings = settings or ReviewSettings()
     window = window or Window()
-    metrics = load_book_metrics(s, book_agents(s, book, window), book, window)
+    metrics = load_book_metrics(s, book_agents(s, book, window), book, window, activity=activity)
     metrics.sort(key=lambda m: (m.performance.total_return is None, -(m.performance.total_return or 0.0), m.agent))
     prices = benchmark_prices(s, book, settings.benchmark, window)
     kw = {"samples": settings.bootstrap_samples, "confidence": settings.confidence, "seed": settings.seed,

@@ -104,7 +104,8 @@ class BoardCache:
         self.size, self._boards, self._lock = size, OrderedDict(), threading.Lock()
 
     def board(self, s: Session, settings: ReviewSettings, book: str | None, since: str | None,
-              until: str | None, names: tuple[str, str] = ("since", "until")) -> dict[str, Any]:
+              until: str | None, names: tuple[str, str] = ("since", "until"), *,
+              activity: bool = True) -> dict[str, Any]:
         w = window(since, until, names, ordered=False)
         chosen = _chosen(s, book)
         if chosen is None:
@@ -112,12 +113,12 @@ class BoardCache:
         fixed = not any(v and _SPAN.match(v.strip()) for v in (since, until))
         # Only a span counts back from the book's clock; a fixed window is the same whatever the clock says.
         w = window(since, until, names) if fixed else book_window(s, chosen, since, until, names)
-        key = (chosen, w.start, w.end, repr(settings), _book_version(s, chosen)) if fixed else None
+        key = (chosen, w.start, w.end, repr(settings), activity, _book_version(s, chosen)) if fixed else None
         with self._lock:
             if key is not None and key in self._boards:
                 self._boards.move_to_end(key)
                 return self._boards[key]
-        board = build_leaderboard(s, chosen, w, settings).to_json()
+        board = build_leaderboard(s, chosen, w, settings, activity=activity).to_json()
         if key is not None:
             with self._lock:
                 self._boards[key] = board

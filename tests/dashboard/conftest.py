@@ -33,5 +33,7 @@ def _fresh_browser(request: pytest.FixtureRequest) -> None:
     """Each test starts signed out, at the desktop width."""
     if "driver" in request.fixturenames:
         d = request.getfixturevalue("driver")
+        d.get("about:blank")  # the last test's page, whose server is gone, stops reconnecting
+        d.get_log("browser")  # and what it logged meanwhile is not this test's
         d.delete_all_cookies()
         d.set_window_size(1280, 900)

@@ -77,7 +77,9 @@
         timer = setTimeout(function () { self.load(); }, 250);
       });
     });
-    this.load();
+    var initial = el.dataset.initial && document.getElementById(el.dataset.initial);
+    if (initial) this.draw(JSON.parse(initial.textContent));  // sent with the page
+    else this.load();
   }
 
   Chart.prototype.options = function () {
@@ -138,12 +140,15 @@
 
   Chart.prototype.load = function () {
     var self = this;
-    getJSON(this.src).then(function (data) {
-      self.clear();
-      self["draw_" + self.kind](data);
-      self.el.dataset.loaded = String(Date.now());
-      self.chart.timeScale().fitContent();
-    }).catch(function (err) { self.el.dataset.error = String(err); });
+    getJSON(this.src).then(function (data) { self.draw(data); })
+      .catch(function (err) { self.el.dataset.error = String(err); });
+  };
+
+  Chart.prototype.draw = function (data) {
+    this.clear();
+    this["draw_" + this.kind](data);
+    this.el.dataset.loaded = String(Date.now());
+    this.chart.timeScale().fitContent();
   };
 
   Chart.prototype.draw_arena = function (data) {
