@@ -31,7 +31,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(pages.SignIn)
     async def _sign_in(request: Request, _: pages.SignIn) -> Response:
-        if is_page(request) and request.method == "GET" and not request.headers.get("HX-Request"):
+        whole_page = is_page(request) and not request.url.path.startswith(("/ui/part/", "/ui/events"))
+        if whole_page and request.method == "GET" and not request.headers.get("HX-Request"):
             return pages.sign_in_redirect(request)
         return PlainTextResponse("sign in first: this dashboard needs a token (okxlab tokens create NAME --scope read)",
                                  status_code=401)
