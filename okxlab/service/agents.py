@@ -75,6 +75,10 @@ def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
     positions = list(s.scalars(select(PositionRecord).where(PositionRecord.agent == name, PositionRecord.status == "open")
                                .order_by(PositionRecord.book, PositionRecord.symbol)))
     marks = latest_marks(s, {(p.book, p.symbol) for p in positions})
+    # A position's stop and target are those its opening order carried (OKX attaches them to the entry).
+    protection = {(o.run_id, o.symbol): (o.stop_loss, o.take_profit) for o in s.scalars(
+        select(Order).where(Order.agent == name, Order.purpose == "open",
+                            Order.run_id.in_([p.open_run_id for p in positions if p.open_run_id])))}
     orders = s.scalars(select(Order).where(Order.agent == name, Order.state.not_in([st.value for st in TERMINAL_ORDER]))
                        .order_by(Order.created_at))
     per_book = []
@@ -89,7 +93,8 @@ def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
         "name": a.name, "planner": a.planner, "uses": _planner(a), "symbols": list(a.symbols), "bar": a.bar,
         "mode": cfg.exchange_mode(a), "initial_equity": a.initial_equity, "limits": a.limits.to_json(),
         "books": per_book,
-        "positions": [_position(p, marks.get((p.book, p.symbol))) for p in positions],
+        "positions": [_position(p, marks.get((p.book, p.symbol)), protection.get((p.open_run_id, p.symbol)))
+                      for p in positions],
         "open_orders": [{"cl_ord_id": o.cl_ord_id, "book": o.book, "run_id": o.run_id, "symbol": o.symbol,
                          "side": o.side, "purpose": o.purpose, "order_type": o.order_type, "contracts": o.contracts,
                          "price": o.price, "stop_loss": o.stop_loss, "take_profit": o.take_profit, "state": o.state,
@@ -97,12 +102,13 @@ def detail(s: Session, cfg: Config, name: str) -> dict[str, Any]:
     }
 
 
-def _position(p: PositionRecord, mark: float | None) -> dict[str, Any]:
+def _position(p: PositionRecord, mark: float | None, protection: tuple[float | None, float | None] | None) -> dict[str, Any]:
     sign = 1 if p.side == "long" else -1
     unrealised = None if mark is None else sign * (mark - p.entry_price) * p.contracts * p.ct_val
+    stop, target = protection or (None, None)
     return {"book": p.book, "symbol": p.symbol, "side": p.side, "contracts": p.contracts, "ct_val": p.ct_val,
-            "entry_price": p.entry_price, "mark": mark, "unrealized_pnl": unrealised, "opened_at": p.opened_at,
-            "open_run_id": p.open_run_id}
+            "entry_price": p.entry_price, "mark": mark, "unrealized_pnl": unrealised, "stop_loss": stop,
+            "take_profit": target, "opened_at": p.opened_at, "open_run_id": p.open_run_id}
 
 
 def require_book(s: Session, agent: str, book: str) -> None:

@@ -143,3 +143,33 @@ def test_the_hub_delivers_committed_changes_and_a_stalled_page_resyncs(api: Api)
 
     assert asyncio.run(stalled()) == [{"kind": "resync"}] + [{"kind": "fill", "n": n}
                                                              for n in range(QUEUE_SIZE + 1, QUEUE_SIZE + 5)]
+
+
+def test_an_open_position_shows_the_stop_and_target_its_entry_carried(api: Api) -> None:
+    from okxlab.db.models import Order, PositionRecord
+
+    with session_scope(api.url) as s:
+        position = s.scalars(select(PositionRecord).where(PositionRecord.agent == "alpha",
+                                                          PositionRecord.status == "open")).one()
+        run_id = s.scalars(select(Run.id).where(Run.agent == "alpha").order_by(Run.scheduled_for.desc())).first()
+        position.open_run_id = run_id
+        s.add(Order(cl_ord_id="dashstop1", run_id=run_id, idx=0, agent="alpha", book="sim", purpose="open",
+                    symbol=position.symbol, side="buy", order_type="market", contracts=1.0, stop_loss=95_000.0,
+                    take_profit=110_000.0, tag="t", state="filled", filled=1.0))
+    shown = api.get("/agents/alpha").json()["positions"]
+    assert [(p["stop_loss"], p["take_profit"]) for p in shown] == [(95_000.0, 110_000.0)]
+    signed_in(api)
+    page = api.client.get("/ui/part/positions?agent=alpha&book=sim").text
+    assert "95,000.00" in page and "110,000.00" in page
+
+
+def test_a_replay_started_in_the_page_is_queued_and_audited(api: Api) -> None:
+    signed_in(api, "operate")
+    headers = {"X-CSRF-Token": csrf_for(api.tokens["operate"]), "HX-Request": "true"}
+    r = api.client.post("/ui/replays", headers=headers, data={
+        "agents": ["alpha", "beta"], "start": "2025-03-01", "end": "2025-03-02", "bar": "4H", "mode": "fast"})
+    assert r.status_code == 200 and "queued (7 ticks, fast mode)" in r.text, r.text
+    assert api.queue("replay") == 1
+    assert [a for a, m in api.audit("replay.requested") if a == "web:t-operate"], api.audit("replay.requested")
+    bad = api.client.post("/ui/replays", headers=headers, data={"agents": ["alpha"], "start": "soon", "end": "later"})
+    assert "is not a time" in bad.text and api.queue("replay") == 1  # refused in one line, nothing queued
