@@ -78,6 +78,7 @@ def test_errors_are_one_line_pages(api: Api) -> None:
     assert "unknown agent &#39;nobody&#39;; configured agents: alpha, beta, flat" in r.text
     assert api.client.get("/ui/part/nothing").status_code == 404
     assert api.client.get("/ui/part/feed?agent=alpha").status_code == 400
+    assert api.client.get("/ui/part/agent-head").status_code == 400
     r = api.client.get("/?since=yesterday-ish")
     assert r.status_code == 400 and "is not a time" in r.text
     r = api.client.get("/?book=nope")

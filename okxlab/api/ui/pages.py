@@ -116,9 +116,7 @@ PARTS: dict[str, tuple[str, Callable[[Session, ApiContext, dict[str, Any]], dict
 }
 
 
-def _query(request: Request) -> dict[str, Any]:
-    q = {k: v for k, v in request.query_params.items() if v and len(v) <= 400}
-    return q
+NEEDS = {"agent-head": ("agent",), "positions": ("agent",), "trades": ("agent", "book"), "feed": ("agent", "book")}
 
 
 @router.get("/ui/part/{name}", response_class=HTMLResponse)
@@ -126,9 +124,10 @@ def part(name: str, request: Request, who: Viewer = Depends(reader), c: ApiConte
     if name not in PARTS:
         raise NotFound(f"no part {name!r}")
     template, data = PARTS[name]
-    q = _query(request)
-    if name in ("trades", "feed") and "book" not in q:
-        raise UserError("give the book: ?book=sim (or demo, live, replay:<id>)")
+    q = {k: v for k, v in request.query_params.items() if v and len(v) <= 400}
+    missing = [key for key in NEEDS.get(name, ()) if key not in q]
+    if missing:
+        raise UserError(f"part {name} needs {' and '.join(missing)}: ?agent=NAME&book=sim (or demo, live, replay:<id>)")
     with c.sessions() as s:
         return templates.TemplateResponse(request, template, {"who": who, "q": q, **data(s, c, q)})
 
