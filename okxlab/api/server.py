@@ -3,6 +3,7 @@ server closes them cleanly instead of waiting on browsers (or cancelling them wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -10,6 +11,13 @@ from fastapi import FastAPI
 
 
 class Server(uvicorn.Server):
+    ready: Callable[[], None] | None = None  # called once the socket listens
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.ready is not None:
+            self.ready()
+
     async def shutdown(self, sockets: Any = None) -> None:
         self.app.state.hub.close_streams()
         await super().shutdown(sockets)
@@ -24,10 +32,12 @@ def server(app: FastAPI, host: str, port: int, **options: Any) -> Server:
                                  **options))
 
 
-def serve_until_stopped(app: FastAPI, host: str, port: int) -> None:
+def serve_until_stopped(app: FastAPI, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM; a stop asked for is a normal end (uvicorn re-raises the signal after its
-    own clean shutdown)."""
+    own clean shutdown). `ready` is called once the port listens (say where to look only then)."""
+    serving = server(app, host, port)
+    serving.ready = ready
     try:
-        server(app, host, port).run()
+        serving.run()
     except KeyboardInterrupt:
         pass

@@ -18,8 +18,8 @@ def api(host: str, port: int) -> None:
     from okxlab.api.server import serve_until_stopped
 
     app = create_app()  # a missing database or bad config is one line here, before the port is bound
-    click.echo(f"okxlab: API on http://{host}:{port} (dashboard at /, docs at /docs)", err=True)
-    serve_until_stopped(app, host, port)
+    serve_until_stopped(app, host, port, ready=lambda: click.echo(
+        f"okxlab: API on http://{host}:{port} (dashboard at /, docs at /docs)", err=True))
 
 
 @click.group()

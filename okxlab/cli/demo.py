@@ -161,6 +161,6 @@ def _serve(port: int) -> None:
         if probe.connect_ex(("127.0.0.1", port)) == 0:
             raise UserError(f"port {port} is taken on 127.0.0.1; choose another with --port")
     app = create_app(public=True, ping_workers=lambda _timeout: {}, queue_depths=dict)
-    click.echo(f"dashboard: http://127.0.0.1:{port} (read-only; Ctrl-C stops it)")
-    serve_until_stopped(app, "127.0.0.1", port)
+    serve_until_stopped(app, "127.0.0.1", port, ready=lambda: click.echo(
+        f"dashboard: http://127.0.0.1:{port} (read-only; Ctrl-C stops it)"))
     click.echo("dashboard stopped")
