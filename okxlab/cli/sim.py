@@ -26,6 +26,9 @@ def _rate(name: str):
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 = any free port).")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(),
               help="Extra candle CSV file or directory (<instId>_<bar>.csv[.gz]); repeatable.")
+@click.option("--instruments", "instrument_paths", multiple=True, type=click.Path(),
+              help="An OKX public/instruments answer saved as JSON: lists its spot and linear swap instruments "
+                   "(with OKX's specs) beside the shipped ones, so --data can give candles for them; repeatable.")
 @click.option("--start", default=None, help="Market time a new default world starts at (ISO-8601) "
               "[default: the first time every configured agent's instruments have data and their history].")
 @click.option("--speed", default=1.0, show_default=True, type=float,
@@ -49,7 +52,7 @@ def _rate(name: str):
 @click.option("--lost-response-rate", type=float, default=None, callback=_rate("--lost-response-rate"),
               help="Fault: share of order placements executed but answered by a dropped connection.")
 @click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault RNG.")
-def sim(host: str, port: int, data_paths: tuple[str, ...], start: str | None, speed: float, clock: str,
+def sim(host: str, port: int, data_paths: tuple[str, ...], instrument_paths: tuple[str, ...], start: str | None, speed: float, clock: str,
         accounts: tuple[str, ...], no_agents: bool, state_path: str | None, fresh: bool, no_state: bool,
         latency_ms: float | None, error_5xx_rate: float | None, rate_limit_rate: float | None,
         lost_response_rate: float | None, fault_seed: int) -> None:
@@ -79,7 +82,7 @@ def sim(host: str, port: int, data_paths: tuple[str, ...], start: str | None, sp
     except ValueError as exc:
         raise UserError(str(exc).replace("latency_ms", "--latency-ms")) from None
     state = None if no_state else Path(state_path) if state_path else home_dir() / STATE_FILE
-    simulator = Simulator(data_paths=data_paths, agents=not no_agents, accounts=extra, default_clock=clock,
+    simulator = Simulator(data_paths=data_paths, instrument_paths=instrument_paths, agents=not no_agents, accounts=extra, default_clock=clock,
                           start=start_ms, speed=speed, faults=faults, state=state, fresh=fresh)
     if simulator.resumed and any(v is not None for v in (latency_ms, error_5xx_rate, rate_limit_rate,
                                                          lost_response_rate)):

@@ -1,8 +1,9 @@
 """The instruments the simulator lists, with OKX's contract rules and regular-tier (Lv1) fees.
 
-Specs are OKX's (public/instruments): BTC-USDT-SWAP ctVal 0.01 BTC, ETH-USDT-SWAP ctVal 0.1 ETH, lot
-and minimum 0.1 contract, tick 0.1 / 0.01; spot BTC-USDT lot 1e-8 min 1e-5 tick 0.1, ETH-USDT lot 1e-6
-min 1e-4 tick 0.01. Fees (okx.com/fees, regular users Lv1): spot maker 0.08% / taker 0.10%; USDT-margined
+Specs are OKX's own public/instruments rows, shipped in okxlab/data/instruments.json (spot BTC, ETH, ADA,
+LTC against USDT; the USDT-margined perpetuals of BTC, ETH, LTC, ADA, SUSHI), e.g. BTC-USDT-SWAP ctVal
+0.01 BTC, lot and minimum 0.1 contract, tick 0.1; `okxlab sim --instruments FILE` adds any other spot or
+linear swap from a saved public/instruments answer. Fees (okx.com/fees, regular users Lv1): spot maker 0.08% / taker 0.10%; USDT-margined
 perpetuals maker 0.02% / taker 0.05%. The maintenance margin rate (0.4%, OKX's first position tier for
 the BTC and ETH USDT perpetuals) is this simulator's assumption, used for `mmr` and liquidation.
 
@@ -16,13 +17,16 @@ OKX refuses whatever the premium. The last price stands in for the index.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from okxlab.domain import Instrument
+from okxlab.errors import UserError
 
 
 @cache
@@ -148,19 +152,68 @@ _EXACT = float(2**53)
 
 SPOT_FEES = {"maker_fee": 0.0008, "taker_fee": 0.001}
 SWAP_FEES = {"maker_fee": 0.0002, "taker_fee": 0.0005}
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "instruments.json"
+_TYPES = ("SPOT", "SWAP")
 
-DEFAULT_SPECS: dict[str, InstrumentSpec] = {
-    s.inst_id: s
-    for s in (
-        InstrumentSpec("BTC-USDT", "SPOT", "BTC", "USDT", tick_sz=0.1, lot_sz=1e-8, min_sz=1e-5,
-                       max_lmt_sz=9_999_999_999, max_trigger_sz=9_999_999_999, max_mkt_amt=1_000_000,
-                       list_time="1548133413000", code=1, **SPOT_FEES),
-        InstrumentSpec("ETH-USDT", "SPOT", "ETH", "USDT", tick_sz=0.01, lot_sz=1e-6, min_sz=1e-4,
-                       max_lmt_sz=999_999_999_999, max_trigger_sz=999_999_999_999, max_mkt_amt=1_000_000,
-                       list_time="1548133413000", code=2, **SPOT_FEES),
-        InstrumentSpec("BTC-USDT-SWAP", "SWAP", "BTC", "USDT", tick_sz=0.1, lot_sz=0.1, min_sz=0.1, ct_val=0.01,
-                       max_lever=100, max_mkt_sz=12_000, max_stop_sz=12_000, code=10001, **SWAP_FEES),
-        InstrumentSpec("ETH-USDT-SWAP", "SWAP", "ETH", "USDT", tick_sz=0.01, lot_sz=0.1, min_sz=0.1, ct_val=0.1,
-                       max_lever=100, max_mkt_sz=20_000, max_stop_sz=20_000, code=10002, **SWAP_FEES),
-    )
-}
+
+def _opt(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def spec_from_okx(row: dict[str, Any], code: int) -> InstrumentSpec:
+    """An InstrumentSpec from one public/instruments row as OKX answers it (strings), with OKX's regular-tier
+    fees for its type. Only spot and linear (USDT-margined) perpetual swaps: the simulator settles in USDT."""
+    inst_id, kind = row.get("instId", "?"), row.get("instType")
+    if kind not in _TYPES:
+        raise ValueError(f"{inst_id}: instType {kind!r} is not simulated (only {', '.join(_TYPES)})")
+    swap = kind == "SWAP"
+    if swap and (row.get("ctType") != "linear" or row.get("settleCcy") != "USDT"):
+        raise ValueError(f"{inst_id}: only linear USDT-margined swaps are simulated (ctType {row.get('ctType')!r}, "
+                         f"settleCcy {row.get('settleCcy')!r})")
+    base, quote = (row["ctValCcy"], row["settleCcy"]) if swap else (row["baseCcy"], row["quoteCcy"])
+    defaults = InstrumentSpec("x", kind, base, quote, tick_sz=1, lot_sz=1, min_sz=1)
+    return InstrumentSpec(
+        inst_id, kind, base, quote, tick_sz=float(row["tickSz"]), lot_sz=float(row["lotSz"]),
+        min_sz=float(row["minSz"]), ct_val=float(row["ctVal"]) if swap else 1.0,
+        max_lever=float(row["lever"]) if swap and row.get("lever") else 1.0,
+        max_mkt_sz=_opt(row.get("maxMktSz")) or defaults.max_mkt_sz,
+        max_lmt_sz=_opt(row.get("maxLmtSz")) or defaults.max_lmt_sz,
+        max_stop_sz=_opt(row.get("maxStopSz")) or defaults.max_stop_sz,
+        max_trigger_sz=_opt(row.get("maxTriggerSz")) or defaults.max_trigger_sz,
+        max_mkt_amt=None if swap else _opt(row.get("maxMktAmt")),
+        max_lmt_amt=_opt(row.get("maxLmtAmt")) or defaults.max_lmt_amt,
+        list_time=row.get("listTime") or defaults.list_time, code=int(row.get("instIdCode") or code),
+        **(SWAP_FEES if swap else SPOT_FEES))
+
+
+def _rows(document: Any) -> list[dict[str, Any]]:
+    """The rows of an OKX answer ({"code", "data": [...]}), a bare list of rows, or answers keyed by instType."""
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict) and isinstance(document.get("data"), list):
+        return document["data"]
+    if isinstance(document, dict) and any(k in document for k in _TYPES):
+        return [r for k in _TYPES for r in _rows(document.get(k, []))]
+    raise ValueError("expected an OKX public/instruments answer: {\"data\": [rows]} or a list of rows")
+
+
+def load_specs(path: str | Path, first_code: dict[str, int] | None = None) -> dict[str, InstrumentSpec]:
+    """Specs from a public/instruments answer saved to a file. Rows without an instIdCode get one in file
+    order (spot from 1, swaps from 10001), so the same file always gives the same codes."""
+    try:
+        document = json.loads(Path(path).read_text())
+        next_code = dict(first_code or {"SPOT": 1, "SWAP": 10001})
+        out: dict[str, InstrumentSpec] = {}
+        for row in _rows(document):
+            kind = row.get("instType")
+            out[row.get("instId", "?")] = spec_from_okx(row, next_code.get(kind, 0))
+            next_code[kind] = next_code.get(kind, 0) + 1
+        return out
+    except OSError as exc:
+        raise UserError(f"instruments file {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:  # JSON errors are ValueErrors too
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise UserError(f"instruments file {path}: {what}") from None
+
+
+DEFAULT_SPECS: dict[str, InstrumentSpec] = load_specs(SHIPPED)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from okxlab.errors import UserError
 from okxlab.marketdata.candles import CandleSeries, load_path, load_shipped, stitch
-from okxlab.simulator.instruments import DEFAULT_SPECS, InstrumentSpec
+from okxlab.simulator.instruments import DEFAULT_SPECS, InstrumentSpec, load_specs
 from okxlab.simulator.pricepath import PricePath
 
 MAX_BOOK_DEPTH = 400  # OKX serves at most 400 levels per side on market/books
@@ -39,24 +39,32 @@ class MarketData:
 
     def __init__(self, series: list[CandleSeries], specs: dict[str, InstrumentSpec] | None = None,
                  book: BookModel | None = None):
-        self.specs = dict(specs or DEFAULT_SPECS)
+        known = dict(specs or DEFAULT_SPECS)
         self.book_model = book or BookModel()
         by_inst: dict[str, list[CandleSeries]] = {}
         for s in series:
-            if s.inst_id not in self.specs:
-                raise UserError(f"candle data for {s.inst_id} ({s.source or 'given data'}): the simulator only lists "
-                                f"{', '.join(self.specs)}")
+            if s.inst_id not in known:
+                raise UserError(f"candle data for {s.inst_id} ({s.source or 'given data'}): no instrument spec for it "
+                                f"(known: {', '.join(known)}); give its public/instruments row with --instruments FILE")
             by_inst.setdefault(s.inst_id, []).append(s)
+        # Listed are the instruments with data: a spec alone would be an instrument nothing can trade.
+        self.specs = {k: v for k, v in known.items() if k in by_inst}
         self.paths: dict[str, PricePath] = {k: PricePath(self.specs[k], stitch(v)) for k, v in by_inst.items()}
 
     @classmethod
     def load(cls, data_paths: tuple[str | Path, ...] = (), shipped: bool = True,
-             book: BookModel | None = None) -> MarketData:
+             book: BookModel | None = None, instrument_paths: tuple[str | Path, ...] = ()) -> MarketData:
         """The shipped candles plus any `--data` files or directories (those come first: given data
-        replaces shipped bars of the same instrument where they overlap at the same or finer bar)."""
+        replaces shipped bars of the same instrument where they overlap at the same or finer bar), for the
+        shipped instruments plus those of any `--instruments` files (a public/instruments answer each)."""
+        specs = dict(DEFAULT_SPECS)
+        for path in instrument_paths:
+            first = {kind: 1 + max([s.code for s in specs.values() if s.inst_type == kind] or [0])
+                     for kind in ("SPOT", "SWAP")}
+            specs.update(load_specs(path, first))
         given = [s for p in data_paths for s in load_path(p)]
         series = given + (load_shipped() if shipped else [])
-        return cls(_prefer_given(given, series), book=book)
+        return cls(_prefer_given(given, series), specs, book=book)
 
     def spec(self, inst_id: str) -> InstrumentSpec | None:
         return self.specs.get(inst_id)

@@ -102,13 +102,14 @@ class Simulator:
     worlds from another thread while a SimServer serves them."""
 
     def __init__(self, market: MarketData | None = None, *, data_paths: Iterable[str | Path] = (),
+                 instrument_paths: Iterable[str | Path] = (),
                  agents: bool | Config = True, accounts: Iterable[AccountSpec] = (),
                  default_clock: str = "realtime", start: str | int | None = None, speed: float = 1.0,
                  faults: Faults | None = None, state: str | Path | None = None, fresh: bool = False):
         """`state`: a file to keep every world in (okxlab/simulator/state.py), resumed when it holds some:
         then `default_clock`, `start`, `speed` and `faults` apply only to a default world made anew; `fresh`
         starts that file over. Without it (tests, `okxlab demo`, replays) nothing is written anywhere."""
-        self.market = market or MarketData.load(tuple(data_paths))
+        self.market = market or MarketData.load(tuple(data_paths), instrument_paths=tuple(instrument_paths))
         config = load_config() if agents is True else agents if agents is not False else None
         self.agent_specs = agent_accounts(config) if config is not None else []
         self.extra_specs = list(accounts)  # added to every world (the CLI's --account)
