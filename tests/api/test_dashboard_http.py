@@ -174,3 +174,30 @@ def test_a_replay_started_in_the_page_is_queued_and_audited(api: Api) -> None:
     assert [a for a, m in api.audit("replay.requested") if a == "web:t-operate"], api.audit("replay.requested")
     bad = api.client.post("/ui/replays", headers=headers, data={"agents": ["alpha"], "start": "soon", "end": "later"})
     assert "is not a time" in bad.text and api.queue("replay") == 1  # refused in one line, nothing queued
+
+
+def test_the_hub_listens_again_after_its_connection_is_killed(api: Api) -> None:
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    async def scenario() -> list[dict[str, Any]]:
+        hub = EventHub(api.url).start()
+        loop = asyncio.get_running_loop()
+        try:
+            queue = hub.subscribe()
+            await loop.run_in_executor(None, hub.listening.wait, 10)
+            await asyncio.wait_for(queue.get(), 5)  # the first resync
+            u = make_url(api.url)
+            with psycopg2.connect(host=u.host, port=u.port, user=u.username, dbname=u.database) as conn, \
+                    conn.cursor() as cur:  # what a database restart does to the listening connection
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE query LIKE 'LISTEN okxlab_events%' AND pid <> pg_backend_pid()")
+            seen = [await asyncio.wait_for(queue.get(), 15)]  # reconnected: pages are told to re-read
+            await loop.run_in_executor(None, lambda: risk.pause(session_factory(api.url), "after", actor="test"))
+            seen.append(await asyncio.wait_for(queue.get(), 10))
+            return seen
+        finally:
+            hub.stop()
+
+    resync, event = asyncio.run(scenario())
+    assert resync == {"kind": "resync"} and event["kind"] == "control"
