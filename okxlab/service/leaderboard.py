@@ -102,6 +102,8 @@ class BoardCache:
 
     def __init__(self, size: int = 32) -> None:
         self.size, self._boards, self._lock = size, OrderedDict(), threading.Lock()
+        self._computing: dict[Any, threading.Lock] = {}  # one computation per key at a time
+        self.computed = 0  # boards built (not answered from the cache)
 
     def board(self, s: Session, settings: ReviewSettings, book: str | None, since: str | None,
               until: str | None, names: tuple[str, str] = ("since", "until"), *,
@@ -114,16 +116,25 @@ class BoardCache:
         # Only a span counts back from the book's clock; a fixed window is the same whatever the clock says.
         w = window(since, until, names) if fixed else book_window(s, chosen, since, until, names)
         key = (chosen, w.start, w.end, repr(settings), activity, _book_version(s, chosen)) if fixed else None
+        if key is None:
+            self.computed += 1
+            return build_leaderboard(s, chosen, w, settings, activity=activity).to_json()
+        # A change to a book makes every open dashboard page ask for its board at once: the first request
+        # builds it, the others wait for that one and take it from the cache.
         with self._lock:
-            if key is not None and key in self._boards:
-                self._boards.move_to_end(key)
-                return self._boards[key]
-        board = build_leaderboard(s, chosen, w, settings, activity=activity).to_json()
-        if key is not None:
+            gate = self._computing.setdefault(key, threading.Lock())
+        with gate:
             with self._lock:
+                if key in self._boards:
+                    self._boards.move_to_end(key)
+                    return self._boards[key]
+            board = build_leaderboard(s, chosen, w, settings, activity=activity).to_json()
+            with self._lock:
+                self.computed += 1
                 self._boards[key] = board
                 while len(self._boards) > self.size:
                     self._boards.popitem(last=False)
+                self._computing.pop(key, None)
         return board
 
 

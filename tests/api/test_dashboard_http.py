@@ -201,3 +201,25 @@ def test_the_hub_listens_again_after_its_connection_is_killed(api: Api) -> None:
 
     resync, event = asyncio.run(scenario())
     assert resync == {"kind": "resync"} and event["kind"] == "control"
+
+
+def test_pages_asking_for_one_board_at_once_build_it_once(api: Api) -> None:
+    from okxlab.review.settings import ReviewSettings
+    from okxlab.service.leaderboard import BoardCache
+
+    cache, sessions, settings = BoardCache(), session_factory(api.url), ReviewSettings()
+    boards: list[dict[str, Any]] = []
+    barrier = threading.Barrier(6)
+
+    def ask() -> None:
+        with sessions() as s:
+            barrier.wait()
+            boards.append(cache.board(s, settings, "sim", None, None))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(boards) == 6 and all(b == boards[0] for b in boards) and boards[0]["agents"]
+    assert cache.computed == 1
