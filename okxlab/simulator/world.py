@@ -6,7 +6,7 @@ always produce the same ids, fills and balances. The HTTP server is a thin layer
 Matching rules (documented for users in docs/simulator.md):
 - market orders, and the marketable part of limit/IOC/FOK orders, take liquidity from the book
   synthesised around the path price at the clock (taker fee, one fill per level touched);
-- market orders deplete the book they take from until the next base bar (`book_side`);
+- market orders deplete the book they take from, for their account, until the next base bar (`book_side`);
 - resting limit orders fill at their own price (maker fee) when the path trades at or through it, up to a
   share of the volume the bar trades there; the rest keeps resting for the next bars (`_fill_resting`);
 - algo orders (stop loss / take profit, attached or standalone, and trigger orders) fire when the path
@@ -66,7 +66,7 @@ class World:
         self._since: dict[str, int] = {}  # item id -> last time it was known not to trigger
         self._liq_guard: dict[str, int] = {}  # account -> no liquidation check before this time
         self._liq_cache: dict[str, tuple[tuple[Any, ...], float | None]] = {}  # account -> (inputs, price)
-        self._taken: dict[str, list[int]] = {}  # "instId|ask"/"instId|bid" -> [base bar start, lots taken in it]
+        self._taken: dict[str, list[int]] = {}  # "apiKey|instId|ask" (or bid) -> [base bar start, lots taken in it]
         self._counters = {"ord": 0, "algo": 0, "trade": 0, "bill": 0, "pos": 0, "seq": 0}
         self.events_processed = 0
 
@@ -229,28 +229,35 @@ class World:
         return self.spec(inst_id).round_px(px) if px is not None else self.mark(inst_id)
 
     # ---- books and depletion -------------------------------------------------------------------------
-    def _taken_lots(self, inst_id: str, ask: bool) -> int:
-        """Lots market orders took from this side in the base bar covering the clock."""
-        rec = self._taken.get(f"{inst_id}|{'ask' if ask else 'bid'}")
+    # Depletion is per account: an account's orders walk a book missing what its own orders took in this bar.
+    # Agents sharing a world never move each other's fills, so concurrent agents replay deterministically
+    # whatever order their workers send in, and the arena compares them on the same market.
+    def _taken_lots(self, api_key: str, inst_id: str, ask: bool) -> int:
+        """Lots this account's orders took from this side in the base bar covering the clock."""
+        rec = self._taken.get(f"{api_key}|{inst_id}|{'ask' if ask else 'bid'}")
         path = self.market.path(inst_id)
         bounds = path.bar_bounds(self.now) if path is not None else None
         return rec[1] if rec is not None and bounds is not None and rec[0] == bounds[0] else 0
 
-    def _deplete(self, inst_id: str, ask: bool, lots: int) -> None:
-        """Remember `lots` taken from one side of the book in the current base bar (forgotten at the next)."""
+    def _deplete(self, api_key: str, inst_id: str, ask: bool, lots: int) -> None:
+        """Remember `lots` taken by this account from one side of the book in the current base bar (forgotten
+        at the next)."""
         path = self.market.path(inst_id)
         bounds = path.bar_bounds(self.now) if path is not None else None
         if bounds is None or lots <= 0:
             return
-        self._taken[f"{inst_id}|{'ask' if ask else 'bid'}"] = [bounds[0], self._taken_lots(inst_id, ask) + lots]
+        self._taken[f"{api_key}|{inst_id}|{'ask' if ask else 'bid'}"] = [
+            bounds[0], self._taken_lots(api_key, inst_id, ask) + lots]
 
-    def book_side(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = 400) -> Iterator[Level]:
-        """One side of the book now: depth scaled to the bar's volume, minus what was taken in this bar."""
-        return self.market.levels(spec, mid, ask, depth, self.market.level_usd(spec.inst_id, self.now, mid),
-                                  self._taken_lots(spec.inst_id, ask))
+    def book_side(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = 400,
+                  api_key: str | None = None) -> Iterator[Level]:
+        """One side of the book now: depth scaled to the bar's volume, minus what this account (if any) took
+        from it in this bar."""
+        taken = self._taken_lots(api_key, spec.inst_id, ask) if api_key is not None else 0
+        return self.market.levels(spec, mid, ask, depth, self.market.level_usd(spec.inst_id, self.now, mid), taken)
 
     def book(self, spec: InstrumentSpec, mid: float, depth: int) -> tuple[list[Level], list[Level]]:
-        """(asks ascending, bids descending) now, `depth` levels each, as `book_side`."""
+        """The public book now: (asks ascending, bids descending), `depth` levels each, without depletion."""
         return list(self.book_side(spec, mid, True, depth)), list(self.book_side(spec, mid, False, depth))
 
     def tradable_price(self, spec: InstrumentSpec) -> float:
@@ -410,7 +417,7 @@ class World:
         self.orders[order.ord_id] = order
         if cl:
             acct.cl_ord_ids[cl] = order.ord_id
-        self._execute_new(acct, spec, order, self.book_side(spec, raw_px, ask=side == "buy"))
+        self._execute_new(acct, spec, order, self.book_side(spec, raw_px, side == "buy", api_key=acct.api_key))
         return order
 
     def _parse_attached(self, spec: InstrumentSpec, req: dict[str, Any]) -> list[AttachedAlgo]:
@@ -493,7 +500,7 @@ class World:
             return self._cancel(order, "31", "The post-only order will take liquidity in taker orders")
         if order.ord_type == "fok" and sum(n for _, n in takes) < (spec.lots(order.sz) or 0):
             return self._cancel(order, "14", "Order canceled: FOK order could not be filled completely")
-        self._deplete(spec.inst_id, buy, sum(n for _, n in takes))
+        self._deplete(order.api_key, spec.inst_id, buy, sum(n for _, n in takes))
         for px, n in takes:
             self._fill(order, px, n * spec.lot_sz, maker=False)
         if order.tgt_ccy == "quote_ccy" and takes:
@@ -578,7 +585,7 @@ class World:
         mid = self.tradable_price(spec)
         if new_px is not None:
             _check_price(spec, order.side, new_px, mid, "newPx")
-        if new_px is not None and order.ord_type == "post_only" and walk(self.book_side(spec, mid, buy), 1, new_px, buy):
+        if new_px is not None and order.ord_type == "post_only" and walk(self.book_side(spec, mid, buy, api_key=order.api_key), 1, new_px, buy):
             raise OkxError("51511")
         if new_sz is not None:
             order.sz = new_sz
@@ -601,9 +608,9 @@ class World:
         order.u_time = self.now
         order.raw.setdefault("_amends", []).append(dict(req))
         acct = self.accounts[order.api_key]
-        takes = walk(self.book_side(spec, mid, buy), self._capped_lots(acct, spec, order,
-                     round(order.remaining / spec.lot_sz)), order.px, buy)
-        self._deplete(spec.inst_id, buy, sum(n for _, n in takes))
+        takes = walk(self.book_side(spec, mid, buy, api_key=order.api_key), self._capped_lots(
+            acct, spec, order, round(order.remaining / spec.lot_sz)), order.px, buy)
+        self._deplete(order.api_key, spec.inst_id, buy, sum(n for _, n in takes))
         for px, n in takes:
             self._fill(order, px, n * spec.lot_sz, maker=False)
         if order.is_open:

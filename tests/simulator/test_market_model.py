@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from okxlab.simulator import ccxt_okx
 from okxlab.simulator.clock import parse_time
 
 SYM = "ETH/USDT:USDT"
@@ -59,25 +60,35 @@ def test_a_touch_without_volume_through_the_price_does_not_fill(new_world) -> No
     assert got["status"] == "open" and got["filled"] == 0
 
 
-def test_two_market_orders_in_one_bar_the_second_walks_a_thinner_book(new_world) -> None:
+def test_two_market_orders_in_one_bar_the_second_walks_a_thinner_book(new_world, admin) -> None:
     w = new_world(START)
     ex = w.exchange()
     ex.set_leverage(10, SYM)
     before = ex.fetch_order_book(SYM, 5)
+    top = before["asks"][0][1]  # 08:00: one second of 7,142 ETH per 5 minutes at 1715.21, about 238 contracts
+    assert 200 < top < 400
     a = ex.fetch_order(ex.create_order(SYM, "market", "buy", 200, None)["id"], SYM)
-    book = ex.fetch_order_book(SYM, 5)
     b = ex.fetch_order(ex.create_order(SYM, "market", "buy", 200, None)["id"], SYM)
     assert a["filled"] == b["filled"] == 200
-    assert b["average"] > a["average"]  # the same size, the same moment: the first took the best of the book
-    assert book["asks"][0][1] == pytest.approx(before["asks"][0][1] - 200)  # what it took is gone
-    assert book["bids"] == before["bids"]  # the other side is untouched
+    assert a["average"] == before["asks"][0][0]  # all of it at the best ask
+    # the same size at the same moment: the best ask has only what the first left, the rest comes from level 2
+    left = round(top - 200, 1)
+    assert b["average"] == pytest.approx((left * before["asks"][0][0] + (200 - left) * before["asks"][1][0]) / 200)
+    sells = [ex.create_order(SYM, "market", "sell", 100, None) for _ in range(2)]  # the bid side is untouched
+    assert ex.fetch_order(sells[0]["id"], SYM)["average"] == before["bids"][0][0]
+    # depletion is per account: another account in the world walks the full book (agents never move each other)
+    admin.add_account(w.name, "other", "other-secret", "OtherPass", equity=10_000)
+    other = ccxt_okx(w.url, "other", "other-secret", "OtherPass", enableRateLimit=False)
+    other.set_leverage(10, SYM)
+    assert other.fetch_order(other.create_order(SYM, "market", "buy", 200, None)["id"], SYM)["average"] == a["average"]
+    assert ex.fetch_order_book(SYM, 5) == before  # the public book shows no depletion
+
     w.set_clock(T0 + 5 * MIN)  # the next bar: depth recovers, scaled to that bar's volume
     after = ex.fetch_order_book(SYM, 5)
-    level = after["asks"][0][0] * 0.1  # USDT per contract
     expected = 8369.3 / 300 * 1712.97  # the 08:05 bar's quote volume per second, at its open
-    assert after["asks"][0][1] == int(expected / level * 10) / 10 or after["asks"][0][1] * level == pytest.approx(
-        expected, rel=0.01)
     assert after["bids"][0][1] * after["bids"][0][0] * 0.1 == pytest.approx(expected, rel=0.01)
+    c = ex.fetch_order(ex.create_order(SYM, "market", "buy", 200, None)["id"], SYM)
+    assert c["average"] == after["asks"][0][0]
 
 
 def test_depth_scales_with_the_bars_volume(new_world) -> None:
