@@ -613,8 +613,9 @@ class World:
         self._deplete(order.api_key, spec.inst_id, buy, sum(n for _, n in takes))
         for px, n in takes:
             self._fill(order, px, n * spec.lot_sz, maker=False)
-        if order.is_open:
-            self._since[order.ord_id] = self.now
+        if order.is_open:  # a new price is looked at from now; the same price keeps waiting for its next bar
+            since = self._since.get(order.ord_id, self.now)
+            self._since[order.ord_id] = self.now if new_px is not None else max(since, self.now)
 
     def amend_algo(self, algo: AlgoOrder, req: dict[str, Any]) -> None:
         """trade/amend-algos: new size or trigger/order prices of a live algo order."""
