@@ -26,7 +26,7 @@ from okxlab.simulator.clock import RealtimeClock, ReplayClock
 from okxlab.simulator.errors import OkxError, param_error
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.instruments import InstrumentSpec
-from okxlab.simulator.market import Level, MarketData, walk
+from okxlab.simulator.market import MAX_BOOK_DEPTH, Level, MarketData, walk
 from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order, fnum
 
 Clock = ReplayClock | RealtimeClock
@@ -249,7 +249,7 @@ class World:
         self._taken[f"{api_key}|{inst_id}|{'ask' if ask else 'bid'}"] = [
             bounds[0], self._taken_lots(api_key, inst_id, ask) + lots]
 
-    def book_side(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = 400,
+    def book_side(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = MAX_BOOK_DEPTH,
                   api_key: str | None = None) -> Iterator[Level]:
         """One side of the book now: depth scaled to the bar's volume, minus what this account (if any) took
         from it in this bar."""
