@@ -379,7 +379,7 @@ class InProcessReplay(FastMode):
             last = spec.round_px(px)
             book = None
             if self.full_records:
-                asks, bids = world.market.book(spec, px, 5)
+                asks, bids = world.book(spec, px, 5)
                 ask, bid = asks[0].px, bids[0].px
                 # as ccxt parses OKX's book rows: [price, size, the row's third field ("0")]; levels are on the
                 # tick grid already, and a size printed to the lot's decimals reads back as that rounding

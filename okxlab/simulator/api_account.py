@@ -68,6 +68,9 @@ def position_row(w, a: Account, pos) -> dict[str, Any]:
     mark = w.mark(pos.inst_id)
     lever = a.lever(pos.inst_id)
     upl = (mark - pos.avg_px) * pos.pos * spec.ct_val
+    last = w.last(pos.inst_id)
+    last = mark if last is None else last
+    upl_last = (last - pos.avg_px) * pos.pos * spec.ct_val
     value = abs(pos.pos) * spec.ct_val * mark
     imr = value / lever
     mmr = value * spec.mmr
@@ -85,8 +88,8 @@ def position_row(w, a: Account, pos) -> dict[str, Any]:
         "baseBorrowed": "", "baseInterest": "", "bePx": fnum(pos.avg_px), "bizRefId": "", "bizRefType": "",
         "cTime": str(pos.c_time), "ccy": spec.settle_ccy, "clSpotInUseAmt": "", "closeOrderAlgo": close_algos,
         "deltaBS": "", "deltaPA": "", "fee": fnum(pos.fee), "fundingFee": "0", "gammaBS": "", "gammaPA": "",
-        "idxPx": spec.fmt_px(mark), "imr": fnum(imr), "instId": pos.inst_id, "instType": spec.inst_type,
-        "interest": "", "last": spec.fmt_px(mark), "lever": flever(lever), "liab": "", "liabCcy": "",
+        "idxPx": spec.fmt_px(w.index(pos.inst_id)), "imr": fnum(imr), "instId": pos.inst_id, "instType": spec.inst_type,
+        "interest": "", "last": spec.fmt_px(last), "lever": flever(lever), "liab": "", "liabCcy": "",
         "liqPenalty": "0", "liqPx": fnum(liq) if liq is not None else "", "margin": "",
         "markPx": spec.fmt_px(mark), "maxSpotInUseAmt": "", "mgnMode": "cross",
         "mgnRatio": fnum(m["eq"] / m["mmr"]) if m["mmr"] > 0 else "", "mmr": fnum(mmr),
@@ -95,8 +98,8 @@ def position_row(w, a: Account, pos) -> dict[str, Any]:
         "posId": pos.pos_id, "posSide": "net", "quoteBal": "", "quoteBorrowed": "", "quoteInterest": "",
         "realizedPnl": fnum(pos.realized_pnl), "spotInUseAmt": "", "spotInUseCcy": "", "thetaBS": "",
         "thetaPA": "", "tradeId": pos.last_trade_id, "uTime": str(pos.u_time), "upl": fnum(upl),
-        "uplLastPx": fnum(upl), "uplRatio": fnum(upl / imr) if imr else "0",
-        "uplRatioLastPx": fnum(upl / imr) if imr else "0", "usdPx": "", "vegaBS": "", "vegaPA": "",
+        "uplLastPx": fnum(upl_last), "uplRatio": fnum(upl / imr) if imr else "0",
+        "uplRatioLastPx": fnum(upl_last / imr) if imr else "0", "usdPx": "", "vegaBS": "", "vegaPA": "",
     }
 
 

@@ -5,6 +5,7 @@ Everything is derived from the price path at the world's clock: no value after t
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from okxlab.marketdata.bars import BarError, parse_bar
@@ -17,6 +18,7 @@ from okxlab.simulator.pricepath import CandleRow, PricePath
 
 INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION")
 TRADE_SPACING_MS = 1_000  # one synthetic public trade per second of market time
+TAPE_BIAS = 0.2  # a print is a buy with probability 0.5 + this when the path rose over its second, 0.5 - when it fell
 
 
 def _vol(x: float) -> str:
@@ -61,8 +63,25 @@ def instruments(w, a, q, b) -> list[dict[str, Any]]:
     return out
 
 
+def _mix(x: int) -> float:
+    """splitmix64 of x as a uniform number in [0, 1): a stateless, seeded-by-position random draw."""
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return ((x ^ (x >> 31)) >> 11) / float(1 << 53)
+
+
+def _tape_side(spec: InstrumentSpec, seq: int, move: float) -> str:
+    """The aggressor side of the print at second `seq`: a draw seeded by the instrument and the second (so the
+    same print always has the same side), biased towards the path's direction over that second."""
+    salt = zlib.crc32(spec.inst_id.encode()) << 32
+    p_buy = 0.5 + (TAPE_BIAS if move > 0 else -TAPE_BIAS if move < 0 else 0.0)
+    return "buy" if _mix(salt ^ seq) < p_buy else "sell"
+
+
 def _trades(path: PricePath, spec: InstrumentSpec, t: int, limit: int) -> list[dict[str, Any]]:
-    """Synthetic public trades: one per second of the path up to t, newest first."""
+    """Synthetic public trades: one per second of the path up to t, newest first. Sides: `_tape_side`; sizes:
+    the bar's base volume per second x a seeded factor in [0.2, 1.8)."""
     newest = t // TRADE_SPACING_MS * TRADE_SPACING_MS
     times = [newest - i * TRADE_SPACING_MS for i in range(limit + 1)]
     prices = [path.price_at(x) for x in times]
@@ -72,8 +91,8 @@ def _trades(path: PricePath, spec: InstrumentSpec, t: int, limit: int) -> list[d
         if prices[i] is None:
             break
         older = prices[i + 1]
-        side = "buy" if older is None or prices[i] >= older else "sell"
         seq = times[i] // TRADE_SPACING_MS
+        side = _tape_side(spec, seq, 0.0 if older is None else prices[i] - older)
         frac = ((seq * 2654435761) & 0xFFFFFFFF) / 2**32
         base = path.base_volume_rate(times[i]) * TRADE_SPACING_MS * (0.2 + 1.6 * frac)
         sz = max(1, round(base / unit)) * spec.lot_sz
@@ -87,7 +106,7 @@ def ticker_row(w, spec: InstrumentSpec) -> dict[str, Any] | None:
     px = path.price_at(w.now) if path else None
     if px is None:
         return None
-    asks, bids = w.market.book(spec, px, 1)
+    asks, bids = w.book(spec, px, 1)
     st = path.stats_24h(w.now)
     last = spec.round_px(px)
     vol_base = st["vol24h"]
@@ -187,7 +206,7 @@ def _books(w, q: dict[str, Any], max_depth: int) -> list[dict[str, Any]]:
     spec = _spec(w, q)
     depth = P.integer(q, "sz", default=1, lo=1, hi=max_depth)
     _path, px = _live_path(w, spec)
-    asks, bids = w.market.book(spec, px, depth)
+    asks, bids = w.book(spec, px, depth)
 
     def rows(levels):
         return [[spec.fmt_px(lv.px), spec.fmt_sz(lv.lots * spec.lot_sz), "0", str(1 + (i * 7) % 5)]
@@ -220,10 +239,10 @@ def mark_price(w, a, q, b):
     for spec in ([w.spec(inst_id)] if inst_id else w.market.specs.values()):
         if inst_type and spec.inst_type != inst_type:
             continue
-        px = w.last(spec.inst_id)
-        if px is not None:
-            out.append({"instType": spec.inst_type, "instId": spec.inst_id, "markPx": spec.fmt_px(px),
-                        "ts": str(w.now)})
+        if w.last(spec.inst_id) is None:
+            continue
+        out.append({"instType": spec.inst_type, "instId": spec.inst_id, "markPx": spec.fmt_px(w.mark(spec.inst_id)),
+                    "ts": str(w.now)})
     return out
 
 

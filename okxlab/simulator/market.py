@@ -1,9 +1,13 @@
 """Market data the simulator serves: instruments, their price paths, synthesised books and trades.
 
 Books are synthesised around the path price at the clock: the best ask/bid sit a half spread away
-(`half_spread_bps`, at least one tick), further levels every `level_step_bps` (at least one tick), and
-each level holds `level_usd` of notional growing by half of it per level, so the cost of a market order
-grows with its size. A book is rebuilt for every query; fills do not deplete it.
+(`half_spread_bps`, at least one tick), further levels every `level_step_bps` (at least one tick). Depth
+follows the traded volume of the base bar covering the clock: the first level holds what that bar trades in
+`level_seconds` seconds (its quote volume / its duration x `level_seconds`, at least `min_level_usd`), and
+level i holds that x (1 + i/2), so the cost of a market order grows with its size and shrinks in busy
+bars. What market orders take in a bar is missing from the top of that side's book until the next bar (the
+World keeps the account, `World.book_side`); resting limit orders get `maker_share` of the volume the bar
+trades at or through their price (`World._fill_resting`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ from okxlab.simulator.instruments import DEFAULT_SPECS, InstrumentSpec, load_spe
 from okxlab.simulator.pricepath import PricePath
 
 MAX_BOOK_DEPTH = 400  # OKX serves at most 400 levels per side on market/books
+INDEX_WINDOW_MS = 60_000  # without spot data, the index is the perpetual's average price over the last minute
+BASIS_WINDOW_MS = 300_000  # the basis (perpetual - spot) in the mark price is averaged over five minutes
 
 
 @dataclass(frozen=True)
 class BookModel:
     half_spread_bps: float = 0.5
     level_step_bps: float = 1.0
-    level_usd: float = 50_000.0
+    level_seconds: float = 1.0  # the first level holds this many seconds of the bar's quote volume
+    min_level_usd: float = 1_000.0  # ... and never less than this (quiet or zero-volume bars)
+    maker_share: float = 0.1  # share of the volume traded at or through a resting order's price it fills
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class MarketData:
         # Listed are the instruments with data: a spec alone would be an instrument nothing can trade.
         self.specs = {k: v for k, v in known.items() if k in by_inst}
         self.paths: dict[str, PricePath] = {k: PricePath(self.specs[k], stitch(v)) for k, v in by_inst.items()}
+        self._mark_memo: dict[str, tuple[int, float | None]] = {}  # inst -> (t, mark at t): asked often per tick
 
     @classmethod
     def load(cls, data_paths: tuple[str | Path, ...] = (), shipped: bool = True,
@@ -80,6 +89,43 @@ class MarketData:
         path = self.paths.get(inst_id)
         return path.last_at(t) if path else None
 
+    # ---- index and mark prices ----------------------------------------------------------------------
+    def _spot_of(self, spec: InstrumentSpec) -> PricePath | None:
+        return self.paths.get(f"{spec.base_ccy}-{spec.quote_ccy}") if spec.is_swap else None
+
+    def index_price(self, inst_id: str, t: int) -> float | None:
+        """The index at t (raw, off the tick grid): the spot price where the world has spot data at t, else
+        the instrument's own average price over the last `INDEX_WINDOW_MS` (a smoothed stand-in for the spot
+        index, lagging the last price a little). Spot instruments: their own price. None without a price."""
+        spec = self.specs.get(inst_id)
+        path = self.paths.get(inst_id)
+        if spec is None or path is None or path.price_at(t) is None:
+            return None
+        if not spec.is_swap:
+            return path.price_at(t)
+        spot = self._spot_of(spec)
+        px = spot.price_at(t) if spot is not None else None
+        return px if px is not None else path.average(t - INDEX_WINDOW_MS, t)
+
+    def mark_price(self, inst_id: str, t: int) -> float | None:
+        """The mark price at t (raw): index + basis, the basis being the perpetual's average minus the spot's
+        average over the last `BASIS_WINDOW_MS` where spot data covers t, else 0 (the index is then already
+        the perpetual's smoothed price). Spot instruments: their own price. None without a price."""
+        memo = self._mark_memo.get(inst_id)
+        if memo is not None and memo[0] == t:
+            return memo[1]
+        idx = self.index_price(inst_id, t)
+        spec = self.specs.get(inst_id)
+        if idx is not None and spec is not None and spec.is_swap:
+            spot = self._spot_of(spec)
+            if spot is not None and spot.price_at(t) is not None:
+                swap_avg = self.paths[inst_id].average(t - BASIS_WINDOW_MS, t)
+                spot_avg = spot.average(t - BASIS_WINDOW_MS, t)
+                if swap_avg is not None and spot_avg is not None:
+                    idx += swap_avg - spot_avg
+        self._mark_memo[inst_id] = (t, idx)
+        return idx
+
     def ranges(self) -> dict[str, dict[str, int]]:
         return {k: {"start": p.start_ms, "end": p.end_ms} for k, p in sorted(self.paths.items())}
 
@@ -92,21 +138,45 @@ class MarketData:
         bid1 = spec.round_px(math.floor(round((mid - half) / tick, 6)) * tick)
         return ask1, bid1
 
-    def levels(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = MAX_BOOK_DEPTH) -> Iterator[Level]:
-        """Book levels on one side, best first, generated lazily (a market order reads only what it takes)."""
+    def level_usd(self, inst_id: str, t: int, mid: float) -> float:
+        """Notional of the first book level at t: `level_seconds` of the quote volume of the base bar covering t
+        (base volume x `mid` / bar seconds), at least `min_level_usd`."""
         m = self.book_model
+        path = self.paths.get(inst_id)
+        per_ms = path.base_volume_rate(t) if path is not None else 0.0
+        return max(m.min_level_usd, per_ms * 1000.0 * m.level_seconds * mid)
+
+    def levels(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = MAX_BOOK_DEPTH,
+               level_usd: float | None = None, taken: int = 0) -> Iterator[Level]:
+        """Book levels on one side, best first, generated lazily (a market order reads only what it takes).
+        `level_usd`: the first level's notional (default: the fixed `min_level_usd`); `taken`: lots already
+        taken from the top of this side (depletion), missing from the best levels."""
+        m = self.book_model
+        first_usd = m.min_level_usd if level_usd is None else level_usd
         step = max(spec.tick_sz, spec.round_px(mid * m.level_step_bps / 1e4))
         first = self.touch(spec, mid)[0 if ask else 1]
         unit = spec.lot_sz * spec.ct_val  # base units per lot
-        for i in range(depth):
+        shown = 0
+        i = 0
+        while shown < depth:
             px = spec.round_px(first + i * step if ask else first - i * step)
             if px <= 0:
                 return
-            yield Level(px, max(1, int(m.level_usd * (1.0 + 0.5 * i) / (px * unit))))
+            lots = max(1, int(first_usd * (1.0 + 0.5 * i) / (px * unit)))
+            i += 1
+            if taken >= lots:
+                taken -= lots
+                continue
+            lots, taken = lots - taken, 0
+            shown += 1
+            yield Level(px, lots)
 
-    def book(self, spec: InstrumentSpec, mid: float, depth: int) -> tuple[list[Level], list[Level]]:
-        """(asks ascending, bids descending) around `mid`, `depth` levels each."""
-        return list(self.levels(spec, mid, True, depth)), list(self.levels(spec, mid, False, depth))
+    def book(self, spec: InstrumentSpec, mid: float, depth: int, level_usd: float | None = None,
+             taken: tuple[int, int] = (0, 0)) -> tuple[list[Level], list[Level]]:
+        """(asks ascending, bids descending) around `mid`, `depth` levels each; `taken`: (ask, bid) lots
+        depleted from the top."""
+        return (list(self.levels(spec, mid, True, depth, level_usd, taken[0])),
+                list(self.levels(spec, mid, False, depth, level_usd, taken[1])))
 
 
 def _prefer_given(given: list[CandleSeries], series: list[CandleSeries]) -> list[CandleSeries]:

@@ -232,6 +232,7 @@ class Fill:
     fill_pnl: float
     ts: int
     mark_px: float
+    idx_px: float | None = None  # None: fills kept by an older simulator (then the mark is shown)
 
     def payload(self, spec: InstrumentSpec) -> dict[str, Any]:
         return {
@@ -240,7 +241,7 @@ class Fill:
             "ordId": self.ord_id, "feeRate": fnum(self.fee_rate), "instType": self.inst_type, "fillPxUsd": "",
             "instId": self.inst_id, "clOrdId": self.cl_ord_id, "posSide": "net", "billId": self.bill_id,
             "fillMarkVol": "", "tag": self.tag, "fillTime": str(self.ts), "execType": self.exec_type,
-            "fillIdxPx": spec.fmt_px(self.mark_px), "tradeId": self.trade_id,
+            "fillIdxPx": spec.fmt_px(self.mark_px if self.idx_px is None else self.idx_px), "tradeId": self.trade_id,
             "fillMarkPx": spec.fmt_px(self.mark_px) if spec.is_swap else "", "feeCcy": self.fee_ccy,
             "ts": str(self.ts),
         }

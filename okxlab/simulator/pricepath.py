@@ -249,3 +249,53 @@ class PricePath:
         """Base-currency volume per millisecond of the bar covering t."""
         i = self.index(t)
         return 0.0 if i < 0 else self._v[i] / self._dur[i]
+
+    # ---- volume and averages (partial maker fills, mark and index prices) --------------------------
+    def bar_bounds(self, t: int) -> tuple[int, int] | None:
+        """(start, end) of the base bar covering t, or None without data."""
+        i = self.index(t)
+        return None if i < 0 else (self._ts[i], self._end[i])
+
+    def volume_through(self, t0: int, level: float, down: bool) -> float:
+        """Base volume the base bar covering t0 trades from t0 to its end at or beyond `level` (at or below it
+        when `down`). The bar's volume is spread evenly over its time, so this is the bar's volume x the share
+        of [t0, end) the path spends at or beyond the level."""
+        i = self.index(t0)
+        if i < 0 or self._dur[i] <= 0:
+            return 0.0
+        inside = 0.0
+        for ta, pa, tb, pb in self._legs(i):
+            u = max(float(t0), ta)
+            if tb <= u:
+                continue
+            if u > ta:
+                pa = pa + (pb - pa) * (u - ta) / (tb - ta)
+                ta = u
+            a_in = pa <= level if down else pa >= level
+            b_in = pb <= level if down else pb >= level
+            if a_in and b_in:
+                inside += tb - ta
+            elif a_in or b_in:
+                cut = (level - pa) / (pb - pa)  # share of the leg before it crosses the level
+                inside += (tb - ta) * (cut if a_in else 1.0 - cut)
+        return self._v[i] * inside / self._dur[i]
+
+    def average(self, t0: int, t1: int) -> float | None:
+        """Time-weighted average of the path over [t0, t1] (the parts with data), None without any."""
+        if t1 <= t0:
+            return self.price_at(t1)
+        area = covered = 0.0
+        i = max(0, bisect_right(self._ts, t0) - 1)
+        n = len(self._ts)
+        while i < n and self._ts[i] < t1:
+            if self._end[i] > t0:
+                for ta, pa, tb, pb in self._legs(i):
+                    u, v = max(float(t0), ta), min(float(t1), tb)
+                    if v <= u:
+                        continue
+                    pu = pa + (pb - pa) * (u - ta) / (tb - ta)
+                    pv = pa + (pb - pa) * (v - ta) / (tb - ta)
+                    area += (v - u) * (pu + pv) / 2.0
+                    covered += v - u
+            i += 1
+        return area / covered if covered > 0 else None

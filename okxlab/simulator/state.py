@@ -281,6 +281,7 @@ class StateStore:
                                   for r in self._rows("closed_positions", name)]
         since = d["since"]
         world._since = {k: since.get(k, world.now) for k in (*world._resting, *world._live_algos)}
+        world._taken = {k: list(v) for k, v in d.get("taken", {}).items()}  # book depletion in the current bar
         self._saved[name] = _Saved(
             seq=seq, revision=world.revision(), orders=len(world.orders), algos=len(world.algos),
             fills=len(world.fills), rejections=len(world.rejections), closed=len(world.closed_positions),
@@ -292,6 +293,7 @@ def _world_row(world: World) -> dict[str, Any]:
     clock = world.clock
     return {"agents": world.agents, "now": world.now, "id_base": world.id_base, "counters": world._counters,
             "events_processed": world.events_processed, "liq_guard": world._liq_guard, "since": world._since,
+            "taken": world._taken,
             "faults": world.faults.to_dict(),
             "clock": {"kind": clock.kind, "start_ms": clock.start_ms, "speed": getattr(clock, "speed", None),
                       "wall_anchor": getattr(clock, "wall_anchor", None)}}

@@ -6,7 +6,9 @@ always produce the same ids, fills and balances. The HTTP server is a thin layer
 Matching rules (documented for users in docs/simulator.md):
 - market orders, and the marketable part of limit/IOC/FOK orders, take liquidity from the book
   synthesised around the path price at the clock (taker fee, one fill per level touched);
-- resting limit orders fill completely, at their own price, when the path reaches it (maker fee);
+- market orders deplete the book they take from, for their account, until the next base bar (`book_side`);
+- resting limit orders fill at their own price (maker fee) when the path trades at or through it, up to a
+  share of the volume the bar trades there; the rest keeps resting for the next bars (`_fill_resting`);
 - algo orders (stop loss / take profit, attached or standalone, and trigger orders) fire when the path
   reaches their trigger price and then place a market (or limit) order at that moment;
 - when a swap position goes to zero, its remaining reduce-only algo orders are canceled;
@@ -24,7 +26,7 @@ from okxlab.simulator.clock import RealtimeClock, ReplayClock
 from okxlab.simulator.errors import OkxError, param_error
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.instruments import InstrumentSpec
-from okxlab.simulator.market import Level, MarketData, walk
+from okxlab.simulator.market import MAX_BOOK_DEPTH, Level, MarketData, walk
 from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order, fnum
 
 Clock = ReplayClock | RealtimeClock
@@ -64,6 +66,7 @@ class World:
         self._since: dict[str, int] = {}  # item id -> last time it was known not to trigger
         self._liq_guard: dict[str, int] = {}  # account -> no liquidation check before this time
         self._liq_cache: dict[str, tuple[tuple[Any, ...], float | None]] = {}  # account -> (inputs, price)
+        self._taken: dict[str, list[int]] = {}  # "apiKey|instId|ask" (or bid) -> [base bar start, lots taken in it]
         self._counters = {"ord": 0, "algo": 0, "trade": 0, "bill": 0, "pos": 0, "seq": 0}
         self.events_processed = 0
 
@@ -138,8 +141,8 @@ class World:
         """Move the clock to t1 when nothing happens before it (`next_event_at(t1)` is None): what
         `set_clock` does then, without scanning the path again."""
         self.now = t1
-        for key in self._since:  # nothing fires up to t1: later scans start there
-            self._since[key] = t1
+        for key, since in self._since.items():  # nothing fires up to t1: later scans start there
+            self._since[key] = max(since, t1)  # (a partly filled order's is at the end of its bar already)
 
     def resting_orders(self, api_key: str | None = None) -> int:
         """How many orders rest on the book waiting for the price path (of one account, or of all)."""
@@ -208,15 +211,54 @@ class World:
         return self.market.last(inst_id, self.now)
 
     def mark(self, inst_id: str, raw: bool = False) -> float:
-        """Price used to value positions: the path price (on the tick grid unless `raw`), or the last
-        close when the instrument has no price now."""
+        """Price used to value positions (unrealised PnL, margin, liquidation): the modelled mark price
+        (`MarketData.mark_price`, on the tick grid unless `raw`), or the last close when the instrument has no
+        price now."""
         path = self.market.path(inst_id)
         if path is None:
             return 0.0
-        px = path.price_at(self.now) if raw else None
-        if px is None:
-            px = path.last_known(self.now)
+        px = self.market.mark_price(inst_id, self.now)
+        if px is not None:
+            return px if raw else self.spec(inst_id).round_px(px)
+        px = path.last_known(self.now)
         return px if px is not None else 0.0
+
+    def index(self, inst_id: str) -> float:
+        """The index price now on the tick grid (`MarketData.index_price`), else as `mark`."""
+        px = self.market.index_price(inst_id, self.now)
+        return self.spec(inst_id).round_px(px) if px is not None else self.mark(inst_id)
+
+    # ---- books and depletion -------------------------------------------------------------------------
+    # Depletion is per account: an account's orders walk a book missing what its own orders took in this bar.
+    # Agents sharing a world never move each other's fills, so concurrent agents replay deterministically
+    # whatever order their workers send in, and the arena compares them on the same market.
+    def _taken_lots(self, api_key: str, inst_id: str, ask: bool) -> int:
+        """Lots this account's orders took from this side in the base bar covering the clock."""
+        rec = self._taken.get(f"{api_key}|{inst_id}|{'ask' if ask else 'bid'}")
+        path = self.market.path(inst_id)
+        bounds = path.bar_bounds(self.now) if path is not None else None
+        return rec[1] if rec is not None and bounds is not None and rec[0] == bounds[0] else 0
+
+    def _deplete(self, api_key: str, inst_id: str, ask: bool, lots: int) -> None:
+        """Remember `lots` taken by this account from one side of the book in the current base bar (forgotten
+        at the next)."""
+        path = self.market.path(inst_id)
+        bounds = path.bar_bounds(self.now) if path is not None else None
+        if bounds is None or lots <= 0:
+            return
+        self._taken[f"{api_key}|{inst_id}|{'ask' if ask else 'bid'}"] = [
+            bounds[0], self._taken_lots(api_key, inst_id, ask) + lots]
+
+    def book_side(self, spec: InstrumentSpec, mid: float, ask: bool, depth: int = MAX_BOOK_DEPTH,
+                  api_key: str | None = None) -> Iterator[Level]:
+        """One side of the book now: depth scaled to the bar's volume, minus what this account (if any) took
+        from it in this bar."""
+        taken = self._taken_lots(api_key, spec.inst_id, ask) if api_key is not None else 0
+        return self.market.levels(spec, mid, ask, depth, self.market.level_usd(spec.inst_id, self.now, mid), taken)
+
+    def book(self, spec: InstrumentSpec, mid: float, depth: int) -> tuple[list[Level], list[Level]]:
+        """The public book now: (asks ascending, bids descending), `depth` levels each, without depletion."""
+        return list(self.book_side(spec, mid, True, depth)), list(self.book_side(spec, mid, False, depth))
 
     def tradable_price(self, spec: InstrumentSpec) -> float:
         """Raw path price now, or the OKX error for an instrument without a price at this time."""
@@ -375,7 +417,7 @@ class World:
         self.orders[order.ord_id] = order
         if cl:
             acct.cl_ord_ids[cl] = order.ord_id
-        self._execute_new(acct, spec, order, self.market.levels(spec, raw_px, ask=side == "buy"))
+        self._execute_new(acct, spec, order, self.book_side(spec, raw_px, side == "buy", api_key=acct.api_key))
         return order
 
     def _parse_attached(self, spec: InstrumentSpec, req: dict[str, Any]) -> list[AttachedAlgo]:
@@ -458,6 +500,7 @@ class World:
             return self._cancel(order, "31", "The post-only order will take liquidity in taker orders")
         if order.ord_type == "fok" and sum(n for _, n in takes) < (spec.lots(order.sz) or 0):
             return self._cancel(order, "14", "Order canceled: FOK order could not be filled completely")
+        self._deplete(order.api_key, spec.inst_id, buy, sum(n for _, n in takes))
         for px, n in takes:
             self._fill(order, px, n * spec.lot_sz, maker=False)
         if order.tgt_ccy == "quote_ccy" and takes:
@@ -481,15 +524,28 @@ class World:
         return min(lots, spec.lots(abs(pos.pos)) or 0)
 
     def _fill_resting(self, order: Order) -> None:
+        """The path trades at or through a resting order's price in this base bar: it fills, at its price, up
+        to `maker_share` of the volume the bar trades at or through that price from now to the bar's end; the
+        rest keeps resting and is looked at again from the next bar (one maker fill per order per bar)."""
         acct = self.accounts[order.api_key]
         spec = self.spec(order.inst_id)
         lots = self._capped_lots(acct, spec, order, round(order.remaining / spec.lot_sz))
         if lots <= 0:
             self._cancel(order, "0", "Order canceled: reduce-only order has no position to reduce")
             return
-        self._fill(order, order.px, lots * spec.lot_sz, maker=True)
-        if order.is_open:  # capped by reduce-only
+        path = self.market.path(order.inst_id)
+        bounds = path.bar_bounds(self.now)
+        through = path.volume_through(self.now, order.px, down=order.side == "buy")  # base currency
+        avail = int(self.market.book_model.maker_share * through / (spec.lot_sz * spec.ct_val) + 1e-9)
+        take = min(lots, avail)
+        if take > 0:
+            self._fill(order, order.px, take * spec.lot_sz, maker=True)
+        if not order.is_open:
+            return
+        if take == lots and lots < round(order.remaining / spec.lot_sz) + take:  # capped by reduce-only
             self._cancel(order, "0", "Order canceled: reduce-only order has no position to reduce")
+            return
+        self._since[order.ord_id] = bounds[1] - 1  # the next fill is in a later bar
 
     def _cancel(self, order: Order, source: str, reason: str) -> None:
         order.state = "canceled"
@@ -529,7 +585,7 @@ class World:
         mid = self.tradable_price(spec)
         if new_px is not None:
             _check_price(spec, order.side, new_px, mid, "newPx")
-        if new_px is not None and order.ord_type == "post_only" and walk(self.market.levels(spec, mid, buy), 1, new_px, buy):
+        if new_px is not None and order.ord_type == "post_only" and walk(self.book_side(spec, mid, buy, api_key=order.api_key), 1, new_px, buy):
             raise OkxError("51511")
         if new_sz is not None:
             order.sz = new_sz
@@ -552,12 +608,14 @@ class World:
         order.u_time = self.now
         order.raw.setdefault("_amends", []).append(dict(req))
         acct = self.accounts[order.api_key]
-        takes = walk(self.market.levels(spec, mid, buy), self._capped_lots(acct, spec, order,
-                     round(order.remaining / spec.lot_sz)), order.px, buy)
+        takes = walk(self.book_side(spec, mid, buy, api_key=order.api_key), self._capped_lots(
+            acct, spec, order, round(order.remaining / spec.lot_sz)), order.px, buy)
+        self._deplete(order.api_key, spec.inst_id, buy, sum(n for _, n in takes))
         for px, n in takes:
             self._fill(order, px, n * spec.lot_sz, maker=False)
-        if order.is_open:
-            self._since[order.ord_id] = self.now
+        if order.is_open:  # a new price is looked at from now; the same price keeps waiting for its next bar
+            since = self._since.get(order.ord_id, self.now)
+            self._since[order.ord_id] = self.now if new_px is not None else max(since, self.now)
 
     def amend_algo(self, algo: AlgoOrder, req: dict[str, Any]) -> None:
         """trade/amend-algos: new size or trigger/order prices of a live algo order."""
@@ -629,7 +687,7 @@ class World:
                     ord_id=order.ord_id, cl_ord_id=order.cl_ord_id, tag=order.tag, inst_id=order.inst_id,
                     inst_type=spec.inst_type, side=order.side, fill_px=px, fill_sz=sz, fee=fee, fee_ccy=fee_ccy,
                     fee_rate=-rate, exec_type="M" if maker else "T", fill_pnl=pnl, ts=self.now,
-                    mark_px=self.mark(order.inst_id))
+                    mark_px=self.mark(order.inst_id), idx_px=self.index(order.inst_id))
         self.fills.append(fill)
         order.acc_fill_sz = round(order.acc_fill_sz + sz, spec.sz_decimals + 2)
         order.notional_filled += px * sz

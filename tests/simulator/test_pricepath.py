@@ -83,3 +83,22 @@ def test_no_candle_or_value_after_the_clock_is_served(eth: PricePath, offset: in
         k = np.searchsorted(full.ts, ts)
         if k < len(full) and full.ts[k] == ts:
             assert h <= full.high[k] + 1e-9 and lo >= full.low[k] - 1e-9
+
+
+def test_volume_through_a_price_is_the_bars_volume_times_the_time_spent_there() -> None:
+    p = path_of([(100, 110, 90, 105)])  # volume 1; 100 -> 90 (1h) -> 110 (1h) -> 105 (1h)
+    assert p.volume_through(0, 111, down=True) == pytest.approx(1.0)  # always at or below 111
+    assert p.volume_through(0, 90, down=True) == pytest.approx(0.0)  # the low is only touched
+    # at or below 95: the second half of the first leg and the first quarter of the second
+    assert p.volume_through(0, 95, down=True) == pytest.approx((0.5 + 0.25) / 3)
+    assert p.volume_through(H, 95, down=True) == pytest.approx(0.25 / 3)  # only from t0 on
+    assert p.volume_through(0, 107.5, down=False) == pytest.approx((0.125 + 0.5) / 3)  # at or above (sells)
+    assert p.volume_through(3 * H, 95, down=True) == 0.0  # no bar there
+
+
+def test_the_average_price_integrates_the_path() -> None:
+    p = path_of([(100, 110, 90, 105)])
+    assert p.average(0, H) == pytest.approx(95.0)
+    assert p.average(0, 3 * H) == pytest.approx((95 + 100 + 107.5) / 3)
+    assert p.average(-H, H) == pytest.approx(95.0)  # only the part with data counts
+    assert p.average(3 * H, 4 * H) is None

@@ -206,3 +206,26 @@ def test_without_a_state_file_nothing_is_written(market, tmp_path: Path) -> None
         ex_for(server).fetch_time()
         server.admin.create_world("x", start=START)
     assert not home.exists() or not any(home.iterdir())
+
+
+def test_a_partly_filled_order_and_the_books_depletion_survive_a_restart(market, tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    t0 = parse_time(START)
+    with served(market, state) as (_sim, server):
+        ex = ex_for(server)
+        ex.set_leverage(25, ETH)
+        order = ex.create_order(ETH, "limit", "buy", 500, 1712.1)
+        server.admin.set_clock("default", t0 + 5 * 60_000 - 2_000)  # partly filled in the 08:00 bar
+        first = ex.fetch_order(order["id"], ETH)
+        assert first["status"] == "open" and 0 < first["filled"] < 500
+        ex.create_order(ETH, "market", "buy", 200, None)  # takes most of the best ask
+    with served(market, state) as (_sim, server):
+        ex = ex_for(server)
+        server.admin.set_clock("default", t0 + 5 * 60_000 - 1)  # still the 08:00 bar: no second fill in it
+        assert ex.fetch_order(order["id"], ETH)["filled"] == first["filled"]
+        again = ex.fetch_order(ex.create_order(ETH, "market", "buy", 200, None)["id"], ETH)
+        book = ex.fetch_order_book(ETH, 2)
+        # the same account's second order walks the book its first depleted, as it would have without a restart
+        assert again["average"] > book["asks"][0][0]
+        server.admin.set_clock("default", t0 + 10 * 60_000 - 1)
+        assert ex.fetch_order(order["id"], ETH)["status"] == "closed"
