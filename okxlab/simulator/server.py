@@ -110,7 +110,9 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
             raise
         if admin:
             return _bad(exc.reason, exc.status)
-        code = {404: "50005", 405: "50115", 413: "51000"}.get(exc.status, "50002" if exc.status < 500 else "50026")
+        if exc.status == 404:
+            return _okx(router.not_found(), 404)
+        code = {405: "50115", 413: "51000"}.get(exc.status, "50002" if exc.status < 500 else "50026")
         return _okx(OkxError(code, param0="body").envelope(), exc.status)
     except (asyncio.CancelledError, ConnectionError):
         raise
@@ -124,7 +126,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("world", DEFAULT_WORLD)
     world = sim.worlds.get(name)
     if world is None:
-        return _okx(OkxError("50005", f"API endpoint is inactive or unavailable. (no simulator world {name!r})").envelope(), 404)
+        return _okx({**router.not_found(), "msg": f"Not Found (no simulator world {name!r})"}, 404)
     endpoint = request.match_info["tail"].strip("/")
     method = request.method
     raw_path = request.raw_path
@@ -342,7 +344,7 @@ def _fills(sim, request, data):
 async def _not_found(request: web.Request) -> web.Response:
     if request.path.startswith("/admin/"):
         return _bad(f"no admin endpoint {request.method} {request.path} (see docs/simulator.md)", 404)
-    return _okx(OkxError("50005").envelope(), 404)
+    return _okx(router.not_found(), 404)
 
 
 def build_app(sim: Simulator, admin_token: str) -> web.Application:
