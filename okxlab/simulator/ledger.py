@@ -74,6 +74,17 @@ def funding_rate(market, inst_id: str, at: int, upto: int | None = None) -> tupl
     return model_rate(premium), premium or 0.0, "model"
 
 
+def funding_source(market, inst_id: str) -> str:
+    """How an instrument's funding rates are made (GET /admin/data)."""
+    given = getattr(market, "funding_history", {}).get(inst_id)
+    index = _index_path(market, inst_id)
+    model = (f"model: OKX's formula, index {index.spec.inst_id} where it has data, else premium 0 (rate 0.01 %)"
+             if index is not None else "model: no index series, premium 0 (rate 0.01 %)")
+    if given:
+        return f"data ({len(given)} funding times given, {min(given)} .. {max(given)}); elsewhere {model}"
+    return model
+
+
 def realized_rate(market, inst_id: str, at: int) -> float:
     given = getattr(market, "funding_history", {}).get(inst_id)
     if given and at in given:

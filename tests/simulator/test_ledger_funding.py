@@ -186,3 +186,64 @@ def test_bills_and_funding_survive_a_restart(tmp_path, market) -> None:
     assert [b["type"] for b in w2.bills] == ["2", "1", "130", "8"]
     assert w2.accounts["k"].positions["ETH-USDT-SWAP"].funding_fee < 0
     sim2.close()
+
+
+def test_funding_history_file_overrides_the_model(tmp_path) -> None:
+    from okxlab.simulator import MarketData, Simulator
+    from okxlab.simulator.simulator import AccountSpec
+
+    t8 = parse_time("2022-09-13T08:00:00Z")
+    f = tmp_path / "eth-funding.csv"
+    f.write_text(f"instId,fundingTime,fundingRate,realizedRate\nETH-USDT-SWAP,{t8},0.0003,0.00025\n"
+                 f"ETH-USDT-SWAP,{t8 - H8},-0.0002,\n")
+    market = MarketData.load((str(f),))
+    assert market.funding_history["ETH-USDT-SWAP"] == {t8: (0.0003, 0.00025), t8 - H8: (-0.0002, -0.0002)}
+    sim = Simulator(market, agents=False, default_clock="replay", start="2022-09-13T07:00:00Z",
+                    accounts=[AccountSpec("k", "s", "p")])
+    w = sim.world()
+    hist = w.call("GET", "public/funding-rate-history", {"instId": "ETH-USDT-SWAP", "limit": "2"})["data"]
+    assert [(r["fundingTime"], r["fundingRate"], r["realizedRate"]) for r in hist] == [
+        (str(t8 - H8), "-0.0002", "-0.0002"), (str(t8 - 2 * H8), "0.0001", "0.0001")]
+    w.call("POST", "trade/order", body={"instId": "ETH-USDT-SWAP", "tdMode": "cross", "side": "sell",
+                                         "ordType": "market", "sz": "10"}, api_key="k")
+    w.set_clock(t8 + 1)
+    bill = [b for b in w.bills if b["type"] == "8"][0]
+    assert bill["balChg"] == pytest.approx(10 * 0.1 * market.path("ETH-USDT-SWAP").last_known(t8) * 0.00025)
+
+
+def test_one_minute_candles_are_derived_from_the_path(new_world, market) -> None:
+    w = new_world("2022-09-13T08:02:30Z")  # ETH-USDT-SWAP has 5m data here: 1m bars come from the path
+    ex = w.exchange()
+    bars = ex.fetch_ohlcv(ETH, "1m", limit=12)
+    path = market.path("ETH-USDT-SWAP")
+    spec = market.spec("ETH-USDT-SWAP")
+    now = parse_time("2022-09-13T08:02:30Z")
+    assert bars[-1][0] == parse_time("2022-09-13T08:02:00Z") and len(bars) == 12
+    assert [b[0] for b in bars] == list(range(bars[0][0], bars[-1][0] + 1, 60_000))
+    for ts, o, h, lo, c, _v in bars:
+        end = min(ts + 60_000, now)
+        pts = [path.price_at(t) for t in range(ts, end, 250)] + [path._at(path.index(end - 1), end)]
+        assert o == pytest.approx(spec.round_px(pts[0]))
+        assert h == pytest.approx(spec.round_px(max(pts)), abs=spec.tick_sz)
+        assert lo == pytest.approx(spec.round_px(min(pts)), abs=spec.tick_sz)
+        assert c == pytest.approx(spec.round_px(pts[-1]))
+    # five 1m bars make the 5m bar of the data, volume included
+    five = ex.fetch_ohlcv(ETH, "5m", since=parse_time("2022-09-13T07:55:00Z"), limit=1)[0]
+    ones = [b for b in bars if five[0] <= b[0] < five[0] + 300_000]
+    assert len(ones) == 5 and ones[0][1] == five[1] and ones[-1][4] == five[4]
+    assert max(b[2] for b in ones) == five[2] and min(b[3] for b in ones) == five[3]
+    assert sum(b[5] for b in ones) == pytest.approx(five[5], rel=1e-6)
+    # 1m and 15m over the 4H BTC data of 2022 (ccxt's default timeframe is 1m)
+    w2 = new_world("2022-02-01T01:07:30Z")
+    assert len(w2.exchange().fetch_ohlcv(BTC, limit=100)) == 100
+
+
+def test_admin_data_lists_ranges_per_bar_and_world_clocks(new_world, admin) -> None:
+    w = new_world("2022-09-13T08:00:00Z")
+    data = admin.data()
+    btc = data["instruments"]["BTC-USDT-SWAP"]
+    assert [r["bar"] for r in btc["ranges"]] == ["4H", "15m"]
+    assert btc["ranges"][0]["start_iso"].startswith("2022-01-01")
+    assert btc["bars"]["1m"] == "derived from the price path" and btc["bars"]["4H"] == "data"
+    assert "index BTC-USDT" in btc["funding"]
+    assert data["worlds"][w.name]["now"] == parse_time("2022-09-13T08:00:00Z")
