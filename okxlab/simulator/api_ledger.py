@@ -169,8 +169,8 @@ def funding_rate_history(w, a, q, b) -> list[dict[str, Any]]:
 def _oi_at(w, spec, t: int) -> tuple[float, float, float] | None:
     """(contracts, base, USD) open at t: modelled as the base volume traded in the 24 h before t."""
     path = w.market.path(spec.inst_id)
-    if path is None or path.price_at(t) is None:
-        return None
+    if path is None or path.price_at(t) is None or path.price_at(t - DAY_MS) is None:
+        return None  # (without a whole day of data before t there is no 24 h volume to model it on)
     st = path.stats_24h(t)
     base = st["vol24h"]
     return base / spec.ct_val, base, base * path.price_at(t)

@@ -315,6 +315,12 @@ class PricePath:
         open24 = self.price_at(t - DAY_MS)
         if open24 is None:
             open24 = self._o[min(k0, i)]
+        else:  # the bar holding t-24h began before it: its path from t-24h on belongs to the window too
+            j = self.index(t - DAY_MS)
+            if 0 <= j < k0:
+                part = self._path_ohlcv(t - DAY_MS, min(self._end[j], t))
+                if part is not None:
+                    hi, lo = max(hi, part[1]), min(lo, part[2])
         vol = sum(self._v[k0:i]) + self._v[i] * (t - self._ts[i]) / self._dur[i]
         day0 = t // DAY_MS * DAY_MS
         day8 = (t + HK_OFFSET_MS) // DAY_MS * DAY_MS - HK_OFFSET_MS

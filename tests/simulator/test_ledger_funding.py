@@ -247,3 +247,12 @@ def test_admin_data_lists_ranges_per_bar_and_world_clocks(new_world, admin) -> N
     assert btc["bars"]["1m"] == "derived from the price path" and btc["bars"]["4H"] == "data"
     assert "index BTC-USDT" in btc["funding"]
     assert data["worlds"][w.name]["now"] == parse_time("2022-09-13T08:00:00Z")
+
+
+def test_ticker_24h_range_holds_its_open(new_world) -> None:
+    """open24h lies inside the bar that began before t-24h: low24h/high24h include the path from t-24h on
+    (ccxt's own fetchTicker test asserts low <= open <= high)."""
+    ex = new_world("2022-09-01T00:00:07Z").exchange()
+    for sym in (BTC, ETH):
+        t = ex.fetch_ticker(sym)
+        assert t["low"] <= t["open"] <= t["high"] and t["low"] <= t["last"] <= t["high"]
