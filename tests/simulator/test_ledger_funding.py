@@ -256,3 +256,30 @@ def test_ticker_24h_range_holds_its_open(new_world) -> None:
     for sym in (BTC, ETH):
         t = ex.fetch_ticker(sym)
         assert t["low"] <= t["open"] <= t["high"] and t["low"] <= t["last"] <= t["high"]
+
+
+def test_reconcile_counts_the_funding_the_exchange_paid(new_world) -> None:
+    """okxlab's reconciler: cash = initial + pnl - fees (its ledger) + the funding the exchange reports."""
+    from okxlab.config import AgentConfig
+    from okxlab.execution.exchange import account_from_exchange
+    from okxlab.execution.ledger import LedgerTotals, fetch_fills
+    from okxlab.execution.reconcile import compare, exchange_funding
+
+    w = new_world("2022-09-13T07:00:00Z")
+    ex = w.exchange()
+    ex.create_order(ETH, "market", "sell", 10)
+    w.set_clock("2022-09-14T00:00:01Z")  # three funding times: 08:00, 16:00, 00:00
+    funding = exchange_funding(ex)
+    bills = ex.privateGetAccountBills({"type": "8"})["data"]
+    assert len(bills) == 3 and funding == pytest.approx(sum(float(b["balChg"]) for b in bills)) and funding > 0
+    trades = ex.fetch_my_trades(ETH)
+    fee = sum(float(t["info"]["fee"]) for t in trades)
+    account = account_from_exchange(ex.fetch_balance(), ex.fetch_positions([ETH]))
+    pos = account["positions"]
+    totals = LedgerTotals(cash=10_000 + fee, realized_pnl=0.0, fees=-fee, positions=pos)
+    agent = AgentConfig.__new__(AgentConfig)
+    object.__setattr__(agent, "name", "a")
+    fills = fetch_fills(ex, {"ETH-USDT-SWAP": ETH}, None)
+    booked = {f.trade_id for f in fills}
+    assert compare(agent, "sim", totals, booked, account, fills, funding).ok
+    assert not compare(agent, "sim", totals, booked, account, fills).ok  # without it: off by the funding
