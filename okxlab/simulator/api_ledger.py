@@ -71,7 +71,12 @@ def asset_bills(w, a: Account, q, b) -> list[dict[str, Any]]:
     rows = [x for x in w.bills if x["api_key"] == a.api_key and x["account"] == FUNDING
             and (not ccy or x["ccy"] == ccy) and (not type_ or x["type"] == type_)
             and (not client or x.get("clientId") == client)]
-    return [funding_bill_payload(x) for x in _page_by(rows, lambda x: x["ts"], q)]
+    after = P.integer(q, "after")
+    before = P.integer(q, "before")
+    limit = P.integer(q, "limit", default=100, lo=1, hi=100)
+    rows = [x for x in sorted(rows, key=lambda x: int(x["billId"]), reverse=True)
+            if (after is None or x["ts"] < after) and (before is None or x["ts"] > before)]
+    return [funding_bill_payload(x) for x in (rows[:limit] if before is None else rows[-limit:])]
 
 
 def funding_balances(w, a: Account, q, b) -> list[dict[str, Any]]:

@@ -165,11 +165,11 @@ def bill_payload(w, bill: dict[str, Any]) -> dict[str, Any]:
     return {
         "bal": fnum(bill["bal"]), "balChg": fnum(bill["balChg"]), "billId": bill["billId"], "ccy": bill["ccy"],
         "clOrdId": bill.get("clOrdId", ""), "earnAmt": "", "earnApr": "", "execType": bill.get("execType", ""),
-        "fee": num("fee") or "0", "fillFwdPx": "", "fillIdxPx": "", "fillMarkPx": num("fillMarkPx"),
+        "fee": num("fee"), "fillFwdPx": "", "fillIdxPx": "", "fillMarkPx": num("fillMarkPx"),
         "fillMarkVol": "", "fillPxUsd": "", "fillPxVol": "", "fillTime": str(bill["ts"]) if bill["type"] == "2" else "",
         "from": bill.get("from", ""), "instId": bill.get("instId", ""), "instType": bill.get("instType", ""),
         "interest": "0", "mgnMode": bill.get("mgnMode", ""), "notes": bill.get("notes", ""),
-        "ordId": bill.get("ordId", ""), "pnl": num("pnl") or "0",
+        "ordId": bill.get("ordId", ""), "pnl": num("pnl"),
         "posBal": "0", "posBalChg": "0",
         "px": (spec.fmt_px(px) if spec and px is not None else num("px")),
         "subType": bill["subType"], "sz": (spec.fmt_sz(sz) if spec and sz is not None else num("sz")),
@@ -205,11 +205,12 @@ def transfer(w, acct, ccy: str, amt: float, src: str, dst: str, client_id: str) 
     books[src][ccy] = books[src].get(ccy, 0.0) - amt
     books[dst][ccy] = books[dst].get(ccy, 0.0) + amt
     acct.u_time = w.now
-    names = {TRADING: "trading account", FUNDING: "funding account"}
-    note = f"from {names[src]} to {names[dst]}"
-    extra = {"transId": trans_id, "clientId": client_id, "from": src, "to": dst, "notes": note}
+    extra = {"transId": trans_id, "clientId": client_id, "from": src, "to": dst}
     trading_chg = amt if dst == TRADING else -amt
-    add_bill(w, acct, ccy, trading_chg, "1", "11" if trading_chg > 0 else "12", **extra)
+    # as OKX writes a transfer bill: `sz` the signed change (what ccxt's fetch_transfers reads), its note
+    add_bill(w, acct, ccy, trading_chg, "1", "11" if trading_chg > 0 else "12", sz=trading_chg,
+             notes="From Funding Account" if trading_chg > 0 else "To Funding Account", **extra)
     # the funding account's bill types: 130 "transferred from trading account", 131 "transferred to trading account"
-    add_bill(w, acct, ccy, -trading_chg, "130" if dst == FUNDING else "131", "", account=FUNDING, **extra)
+    add_bill(w, acct, ccy, -trading_chg, "130" if dst == FUNDING else "131", "", account=FUNDING,
+             notes="From Trading Account" if dst == FUNDING else "To Trading Account", **extra)
     return {"transId": trans_id, "ccy": ccy, "clientId": client_id, "from": src, "amt": fnum(amt), "to": dst}

@@ -1,7 +1,8 @@
 """The simulator's state on disk, so `okxlab sim` survives a kill -9 and a restart with nothing lost.
 
 Everything a world holds is kept: its clock (a realtime clock's anchor too), faults, id counters, accounts
-(balances, positions, leverage), orders, algo orders, fills, refused requests and closed positions.
+(balances, funding accounts, positions, leverage), orders, algo orders, fills, bills, refused requests, closed
+positions and the last funding time settled.
 
 Why SQLite (WAL, synchronous=FULL) rather than a JSON file rewritten with temp file + fsync + os.replace: the
 server saves after every request that changed something, before it answers, and a rewrite costs the whole

@@ -67,6 +67,8 @@ def test_funding_settles_at_0800_long_pays_short_receives(new_world, market) -> 
         assert x.engine.accounts[x.key].balances["USDT"] - before == pytest.approx(sign * expected)
         pos = ex.fetch_position(ETH)
         assert float(pos["info"]["fundingFee"]) == pytest.approx(sign * expected)
+        paid = ex.fetch_funding_history(ETH)  # ccxt reads the same type-8 bills
+        assert [(h["timestamp"], h["amount"]) for h in paid] == [(t8, pytest.approx(sign * expected))]
 
 
 def test_funding_glided_by_a_fast_replay_is_settled_too(new_world) -> None:
@@ -114,9 +116,14 @@ def test_transfer_moves_balance_and_shows_in_both_ledgers(new_world) -> None:
     state = ex.privateGetAssetTransferState({"transId": t["transId"]})["data"]
     assert state[0]["state"] == "success" and state[0]["amt"] == "250"
     trading = ex.privateGetAccountBills({"type": "1"})["data"]
-    assert [(b["balChg"], b["bal"], b["subType"]) for b in trading] == [("-250", "9750", "12")]
+    assert [(b["balChg"], b["bal"], b["subType"], b["sz"]) for b in trading] == [("-250", "9750", "12", "-250")]
+    transfers = ex.fetch_transfers("USDT")
+    assert [(x["amount"], x["fromAccount"], x["toAccount"]) for x in transfers] == [(250, "trading", "funding")]
+    assert ex.transfer("USDT", 1, "funding", "trading")["amount"] == 1  # ccxt's unified transfer
+    ex.transfer("USDT", 1, "trading", "funding")
     funding = ex.privateGetAssetBills()["data"]
-    assert [(b["balChg"], b["bal"], b["type"]) for b in funding] == [("250", "250", "130")]
+    assert [(b["balChg"], b["bal"], b["type"]) for b in funding] == [("1", "250", "130"), ("-1", "249", "131"),
+                                                                      ("250", "250", "130")]
     ex.privatePostAssetTransfer({"ccy": "USDT", "amt": "50", "from": "6", "to": "18"})
     assert ex.fetch_balance()["USDT"]["total"] == pytest.approx(9_800)
     with pytest.raises(ccxt.InsufficientFunds):
