@@ -34,6 +34,7 @@ from okxlab.errors import UserError
 from okxlab.simulator.accounts import Account, Position
 from okxlab.simulator.clock import RealtimeClock, ReplayClock
 from okxlab.simulator.faults import Faults
+from okxlab.simulator.ledger import FUNDING_PERIOD_MS
 from okxlab.simulator.market import MarketData
 from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order
 from okxlab.simulator.world import World
@@ -254,7 +255,8 @@ class StateStore:
         world.now = d["now"]
         world._counters = dict(d["counters"])
         world.events_processed = d["events_processed"]
-        world.funding_settled = d.get("funding_settled", world.funding_settled)
+        # a state written before funding existed: funding starts at its clock, nothing is charged for the past
+        world.funding_settled = d.get("funding_settled", d["now"] // FUNDING_PERIOD_MS * FUNDING_PERIOD_MS)
         world._liq_guard = dict(d["liq_guard"])
         for row in self._rows("accounts", name):
             # Not written for the simulator's own accounts: this start's configuration gives them (or none:

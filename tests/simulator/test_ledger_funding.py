@@ -254,6 +254,7 @@ def test_admin_data_lists_ranges_per_bar_and_world_clocks(new_world, admin) -> N
     assert btc["bars"]["1m"] == "derived from the price path" and btc["bars"]["4H"] == "data"
     assert "index BTC-USDT" in btc["funding"]
     assert data["worlds"][w.name]["now"] == parse_time("2022-09-13T08:00:00Z")
+    assert w.exchange().fetch_time() == parse_time("2022-09-13T08:00:00Z")  # public/time: the world's clock
 
 
 def test_ticker_24h_range_holds_its_open(new_world) -> None:
@@ -290,3 +291,33 @@ def test_reconcile_counts_the_funding_the_exchange_paid(new_world) -> None:
     booked = {f.trade_id for f in fills}
     assert compare(agent, "sim", totals, booked, account, fills, funding).ok
     assert not compare(agent, "sim", totals, booked, account, fills).ok  # without it: off by the funding
+
+
+def test_a_state_from_before_funding_charges_nothing_for_the_past(tmp_path, market) -> None:
+    import json
+    import sqlite3
+
+    from okxlab.simulator import Simulator
+    from okxlab.simulator.simulator import AccountSpec
+
+    state = tmp_path / "s.sqlite"
+    spec = [AccountSpec("k", "s", "p")]
+    sim = Simulator(market, agents=False, default_clock="replay", start="2022-09-13T07:00:00Z", accounts=spec,
+                    state=state)
+    w = sim.world()
+    w.call("POST", "trade/order", body={"instId": "ETH-USDT-SWAP", "tdMode": "cross", "side": "buy",
+                                         "ordType": "market", "sz": "10"}, api_key="k")
+    sim.save()
+    sim.close()
+    db = sqlite3.connect(state)  # as an older simulator wrote it: a clock at 2022-09-14 12:00, no funding field
+    data = json.loads(db.execute("SELECT data FROM worlds").fetchone()[0])
+    del data["funding_settled"]
+    data["now"] = parse_time("2022-09-14T12:00:00Z")
+    db.execute("UPDATE worlds SET data = ?", (json.dumps(data),))
+    db.commit()
+    db.close()
+    sim2 = Simulator(market, agents=False, accounts=spec, state=state)
+    w2 = sim2.world()
+    w2.set_clock(parse_time("2022-09-14T16:00:01Z"))
+    assert [b["ts"] for b in w2.bills if b["type"] == "8"] == [parse_time("2022-09-14T16:00:00Z")]
+    sim2.close()
