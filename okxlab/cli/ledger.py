@@ -30,8 +30,10 @@ def reconcile(agent_name: str | None, book: str | None, as_json: bool) -> None:
         for r in results:
             head = f"{r.agent} [{r.book}]: "
             if r.ok:
-                click.echo(head + f"ok — cash {r.ledger['cash']:,.2f} USDT, {len(r.ledger['positions'])} position(s), "
-                           f"{r.ledger['fills']} fill(s) match the exchange")
+                funding = r.ledger.get("funding") or 0.0
+                plus = f" (+ funding {funding:+,.2f} the exchange settled)" if funding else ""
+                click.echo(head + f"ok — cash {r.ledger['cash']:,.2f} USDT{plus}, {len(r.ledger['positions'])} "
+                           f"position(s), {r.ledger['fills']} fill(s) match the exchange")
             else:
                 click.echo(head + "DIFFERENCES")
                 for d in r.differences:

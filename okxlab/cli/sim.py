@@ -25,7 +25,8 @@ def _rate(name: str):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 = any free port).")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(),
-              help="Extra candle CSV file or directory (<instId>_<bar>.csv[.gz]); repeatable.")
+              help="Extra candle CSV file or directory (<instId>_<bar>.csv[.gz]), or a funding-rate history CSV "
+              "(instId,fundingTime,fundingRate,realizedRate); repeatable.")
 @click.option("--instruments", "instrument_paths", multiple=True, type=click.Path(),
               help="An OKX public/instruments answer saved as JSON: lists its spot and linear swap instruments "
                    "(with OKX's specs) beside the shipped ones, so --data can give candles for them; repeatable.")
@@ -145,6 +146,9 @@ def _announce(simulator, server, state: Path | None, token_where: str,  # noqa: 
         click.echo(f"  account {acct.name}: api key {mask_key(acct.api_key)}, {acct.initial_equity:,.0f} USDT")
     for inst_id, rng in simulator.market.ranges().items():
         click.echo(f"  data {inst_id}: {iso(rng['start'])[:16]} -> {iso(rng['end'])[:16]} UTC")
+    for inst_id, rates in simulator.market.funding_history.items():
+        click.echo(f"  funding {inst_id}: {len(rates)} given rate(s), {iso(min(rates))[:16]} -> "
+                   f"{iso(max(rates))[:16]} UTC (the model elsewhere)")
     if world.faults.active:
         click.echo(f"  faults: {world.faults.to_dict()}")
     click.echo("Press Ctrl-C to stop.", nl=True)

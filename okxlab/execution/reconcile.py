@@ -1,6 +1,8 @@
 """Ledger against exchange: do okxlab's books agree with the account at OKX (or the simulator)?
 
-Compared, to the cent: USDT cash (OKX `cashBal`) against initial equity + realised PnL − fees; every open
+Compared, to the cent: USDT cash (OKX `cashBal`) against initial equity + realised PnL − fees + the funding
+the exchange reports (its funding-fee bills: perpetuals pay or receive funding every 8 h, which no fill
+shows; okxlab does not book it, so it is taken from the exchange and shown as `funding`); every open
 position (side, contracts, average entry); every fill (each exchange fill booked once, nothing booked that
 the exchange does not know). Each check is stored as a Reconciliation row and an audit event.
 """
@@ -33,12 +35,14 @@ class ReconcileResult:
 
 
 def compare(agent: AgentConfig, book: str, totals: ledger.LedgerTotals, booked: set[str],
-            account: dict[str, Any], fills: list[ledger.ExchangeFill]) -> ReconcileResult:
-    """Pure comparison of the ledger's view and the exchange's view."""
+            account: dict[str, Any], fills: list[ledger.ExchangeFill], funding: float = 0.0) -> ReconcileResult:
+    """Pure comparison of the ledger's view and the exchange's view; `funding` is the funding the exchange
+    paid (+) or charged (-) the account, which the ledger's cash does not hold."""
     diffs: list[str] = []
-    if abs(totals.cash - account["cash"]) > CASH_TOLERANCE:
-        diffs.append(f"cash: ledger {totals.cash:.2f} USDT, exchange {account['cash']:.2f} USDT "
-                     f"(difference {totals.cash - account['cash']:+.2f})")
+    expected = totals.cash + funding
+    if abs(expected - account["cash"]) > CASH_TOLERANCE:
+        diffs.append(f"cash: ledger {totals.cash:.2f} USDT{f' + funding {funding:+.2f}' if funding else ''}, "
+                     f"exchange {account['cash']:.2f} USDT (difference {expected - account['cash']:+.2f})")
     ours = {p["symbol"]: p for p in totals.positions}
     theirs = {p["symbol"]: p for p in account["positions"]}
     for symbol in sorted(set(ours) | set(theirs)):
@@ -60,11 +64,26 @@ def compare(agent: AgentConfig, book: str, totals: ledger.LedgerTotals, booked: 
         diffs.append(f"{len(phantom)} ledger fill(s) the exchange does not report (first: {phantom[0]})")
     return ReconcileResult(
         agent=agent.name, book=book, ok=not diffs, differences=diffs,
-        ledger={"cash": totals.cash, "realized_pnl": totals.realized_pnl, "fees": totals.fees,
+        ledger={"cash": totals.cash, "funding": funding, "realized_pnl": totals.realized_pnl, "fees": totals.fees,
                 "positions": totals.positions, "fills": len(booked)},
         exchange={"cash": account["cash"], "equity": account["equity"], "positions": account["positions"],
                   "fills": len(exchange_ids)},
     )
+
+
+def exchange_funding(client: Any) -> float:
+    """USDT funding paid (-) or received (+) by the account, from its funding-fee bills (OKX account/bills-archive,
+    type 8: the last 3 months), paged by billId. 0 for a client without that endpoint."""
+    call = getattr(client, "privateGetAccountBillsArchive", None)
+    if call is None:
+        return 0.0
+    total, after = 0.0, None
+    while True:
+        rows = call({"type": "8", "ccy": "USDT", "limit": "100", **({"after": after} if after else {})})["data"]
+        total += sum(float(r["balChg"]) for r in rows)
+        if len(rows) < 100:
+            return total
+        after = rows[-1]["billId"]
 
 
 def reconcile(env: Accounts, agent: AgentConfig, book: str, *, source: str = "cli") -> ReconcileResult:
@@ -72,10 +91,11 @@ def reconcile(env: Accounts, agent: AgentConfig, book: str, *, source: str = "cl
     symbol_of = {inst: market_for(client, inst)["symbol"] for inst in agent.symbols}
     account = account_from_exchange(client.fetch_balance(), client.fetch_positions(list(symbol_of.values())))
     fills = ledger.fetch_fills(client, symbol_of, None)
+    funding = exchange_funding(client)
     with env.sessions() as s:
         totals = ledger.totals(s, agent.name, book, agent.initial_equity)
         booked = set(s.scalars(select(Fill.trade_id).where(Fill.agent == agent.name, Fill.book == book)))
-    result = compare(agent, book, totals, booked, account, fills)
+    result = compare(agent, book, totals, booked, account, fills, funding)
     with env.sessions.begin() as s:
         s.add(Reconciliation(agent=agent.name, book=book, ts=utcnow(), source=source, ok=result.ok,
                              differences=result.differences, ledger=result.ledger, exchange=result.exchange))

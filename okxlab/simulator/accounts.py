@@ -33,6 +33,7 @@ class Position:
     max_pos: float = 0.0  # largest size reached (contracts)
     close_qty: float = 0.0  # contracts closed so far
     close_notional: float = 0.0  # sum of close price x contracts, for closeAvgPx
+    funding_fee: float = 0.0  # funding paid (negative) or received since the position opened
 
 
 @dataclass
@@ -42,7 +43,8 @@ class Account:
     passphrase: str
     label: str = ""
     initial_equity: float = 10_000.0
-    balances: dict[str, float] = field(default_factory=dict)
+    balances: dict[str, float] = field(default_factory=dict)  # the trading account (18)
+    funding: dict[str, float] = field(default_factory=dict)  # the funding account (6): only transfers fill it
     positions: dict[str, Position] = field(default_factory=dict)
     leverage: dict[str, float] = field(default_factory=dict)
     cl_ord_ids: dict[str, str] = field(default_factory=dict)  # clOrdId -> ordId (unique forever)

@@ -87,7 +87,7 @@ def position_row(w, a: Account, pos) -> dict[str, Any]:
         "adl": "1", "availPos": spec.fmt_sz(abs(pos.pos)), "avgPx": fnum(pos.avg_px), "baseBal": "",
         "baseBorrowed": "", "baseInterest": "", "bePx": fnum(pos.avg_px), "bizRefId": "", "bizRefType": "",
         "cTime": str(pos.c_time), "ccy": spec.settle_ccy, "clSpotInUseAmt": "", "closeOrderAlgo": close_algos,
-        "deltaBS": "", "deltaPA": "", "fee": fnum(pos.fee), "fundingFee": "0", "gammaBS": "", "gammaPA": "",
+        "deltaBS": "", "deltaPA": "", "fee": fnum(pos.fee), "fundingFee": fnum(pos.funding_fee), "gammaBS": "", "gammaPA": "",
         "idxPx": spec.fmt_px(w.index(pos.inst_id)), "imr": fnum(imr), "instId": pos.inst_id, "instType": spec.inst_type,
         "interest": "", "last": spec.fmt_px(last), "lever": flever(lever), "liab": "", "liabCcy": "",
         "liqPenalty": "0", "liqPx": fnum(liq) if liq is not None else "", "margin": "",
@@ -133,7 +133,7 @@ def positions_history(w, a: Account, q, b) -> list[dict[str, Any]]:
         open_value = pos.max_pos * spec.ct_val * pos.avg_px / a.lever(pos.inst_id)
         rows.append({"cTime": str(pos.c_time), "ccy": spec.settle_ccy, "closeAvgPx": fnum(close_avg),
                      "closeTotalPos": spec.fmt_sz(pos.close_qty), "direction": pos.direction, "fee": fnum(pos.fee),
-                     "fundingFee": "0", "instId": pos.inst_id, "instType": spec.inst_type,
+                     "fundingFee": fnum(pos.funding_fee), "instId": pos.inst_id, "instType": spec.inst_type,
                      "lever": flever(a.lever(pos.inst_id)), "liqPenalty": "0", "mgnMode": "cross",
                      "openAvgPx": fnum(pos.avg_px), "openMaxPos": spec.fmt_sz(pos.max_pos), "pnl": fnum(pos.pnl),
                      "pnlRatio": fnum(pos.pnl / open_value) if open_value else "0", "posId": pos.pos_id,
@@ -214,11 +214,6 @@ def trade_fee(w, a: Account, q, b) -> list[dict[str, Any]]:
              "maker": fnum(maker), "makerU": "" if spot else fnum(maker), "makerUSDC": "",
              "taker": fnum(taker), "takerU": "" if spot else fnum(taker), "takerUSDC": "",
              "ruleType": "normal", "ts": str(w.now), "uly": ""}]
-
-
-def funding_balances(w, a: Account, q, b) -> list[dict[str, Any]]:
-    """The funding account is empty: every simulated balance lives in the trading account."""
-    return []
 
 
 def currencies(w, a: Account, q, b) -> list[dict[str, Any]]:

@@ -244,17 +244,3 @@ def mark_price(w, a, q, b):
         out.append({"instType": spec.inst_type, "instId": spec.inst_id, "markPx": spec.fmt_px(w.mark(spec.inst_id)),
                     "ts": str(w.now)})
     return out
-
-
-def funding_rate(w, a, q, b):
-    """Funding is not simulated: the rate is 0 (documented)."""
-    spec = _spec(w, q)
-    if not spec.is_swap:
-        raise param_error("instId")
-    period = 8 * 3_600_000
-    nxt = (w.now // period + 1) * period
-    return [{"instType": "SWAP", "instId": spec.inst_id, "fundingRate": "0", "nextFundingRate": "",
-             "fundingTime": str(nxt), "nextFundingTime": str(nxt + period), "method": "current_period",
-             "premium": "0", "settFundingRate": "0", "settState": "settled", "impactValue": "",
-             "interestRate": "0", "maxFundingRate": "0.00375", "minFundingRate": "-0.00375",
-             "formulaType": "noRate", "sodUtc0": "", "sodUtc8": "", "ts": str(w.now)}]

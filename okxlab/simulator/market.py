@@ -59,21 +59,58 @@ class MarketData:
         self.specs = {k: v for k, v in known.items() if k in by_inst}
         self.paths: dict[str, PricePath] = {k: PricePath(self.specs[k], stitch(v)) for k, v in by_inst.items()}
         self._mark_memo: dict[str, tuple[int, float | None]] = {}  # inst -> (t, mark at t): asked often per tick
+        # instId -> {fundingTime: (fundingRate, realizedRate)} given with --data: replaces the funding model
+        self.funding_history: dict[str, dict[int, tuple[float, float]]] = {}
 
     @classmethod
     def load(cls, data_paths: tuple[str | Path, ...] = (), shipped: bool = True,
              book: BookModel | None = None, instrument_paths: tuple[str | Path, ...] = ()) -> MarketData:
         """The shipped candles plus any `--data` files or directories (those come first: given data
         replaces shipped bars of the same instrument where they overlap at the same or finer bar), for the
-        shipped instruments plus those of any `--instruments` files (a public/instruments answer each)."""
+        shipped instruments plus those of any `--instruments` files (a public/instruments answer each), and any
+        funding-rate history files among `data_paths`."""
         specs = dict(DEFAULT_SPECS)
         for path in instrument_paths:
             first = {kind: 1 + max([s.code for s in specs.values() if s.inst_type == kind] or [0])
                      for kind in ("SPOT", "SWAP")}
             specs.update(load_specs(path, first))
-        given = [s for p in data_paths for s in load_path(p)]
+        candle_paths, funding_files = split_funding_files(data_paths)
+        given = [s for p in candle_paths for s in load_path(p)]
         series = given + (load_shipped() if shipped else [])
-        return cls(_prefer_given(given, series), specs, book=book)
+        market = cls(_prefer_given(given, series), specs, book=book)
+        for f in funding_files:
+            market.add_funding_history(f)
+        return market
+
+    def add_funding_history(self, path: str | Path) -> None:
+        """Read a funding-rate history CSV (columns instId, fundingTime (ms), fundingRate, realizedRate, as OKX's
+        public/funding-rate-history gives them); its rates replace the funding model at those times."""
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path, dtype={"instId": str})
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise UserError(f"cannot read funding-rate file {path}: {exc}") from None
+        missing = [c for c in ("instId", "fundingTime", "fundingRate") if c not in frame.columns]
+        if missing:
+            raise UserError(f"funding-rate file {path} lacks column(s) {', '.join(missing)} (needs instId, "
+                            "fundingTime, fundingRate, realizedRate)")
+        period = 8 * 3_600_000
+        for row in frame.itertuples(index=False):
+            inst_id = str(row.instId)
+            spec = self.specs.get(inst_id)
+            if spec is None or not spec.is_swap:
+                raise UserError(f"funding-rate file {path}: {inst_id} is not a perpetual swap the simulator lists")
+            try:
+                ts, rate = int(row.fundingTime), float(row.fundingRate)
+                realized = getattr(row, "realizedRate", None)
+                realized = rate if realized is None or pd.isna(realized) else float(realized)
+            except (TypeError, ValueError):
+                raise UserError(f"funding-rate file {path}: a row of {inst_id} is not numbers") from None
+            if ts % period or not (abs(rate) < 1 and abs(realized) < 1):
+                raise UserError(f"funding-rate file {path}: {inst_id} at {ts}: funding times are 00:00, 08:00 and "
+                                "16:00 UTC (ms multiples of 8 h) and rates are fractions (0.0001 = 0.01 %)")
+            self.funding_history.setdefault(inst_id, {})[ts] = (rate, realized)
 
     def spec(self, inst_id: str) -> InstrumentSpec | None:
         return self.specs.get(inst_id)
@@ -177,6 +214,38 @@ class MarketData:
         depleted from the top."""
         return (list(self.levels(spec, mid, True, depth, level_usd, taken[0])),
                 list(self.levels(spec, mid, False, depth, level_usd, taken[1])))
+
+
+def _is_funding_file(path: Path) -> bool:
+    name = path.name
+    if not (name.endswith(".csv") or name.endswith(".csv.gz")):
+        return False
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except (OSError, ValueError, pd.errors.ParserError):
+        return False
+    return "fundingTime" in header and "fundingRate" in header
+
+
+def split_funding_files(paths: Iterable[str | Path]) -> tuple[list[str | Path], list[Path]]:
+    """--data paths into (candle paths, funding-rate files): a CSV whose header has fundingTime and fundingRate is
+    a funding-rate history, given alone or inside a directory of candle files."""
+    candles: list[str | Path] = []
+    funding: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.is_file() and _is_funding_file(f))
+            funding += found
+            if not found or any(f.is_file() and f not in found and ".csv" in f.name for f in path.iterdir()):
+                candles.append(p)
+        elif path.is_file() and _is_funding_file(path):
+            funding.append(path)
+        else:
+            candles.append(p)
+    return candles, funding
 
 
 def _prefer_given(given: list[CandleSeries], series: list[CandleSeries]) -> list[CandleSeries]:

@@ -206,12 +206,89 @@ class PricePath:
         vol = sum(self._v[k0:k]) + self._v[k] * (t - self._ts[k]) / self._dur[k]
         return (start, self._o[k0], hi, lo, p, vol, False)
 
+    def segments(self) -> list[tuple[int, int, int]]:
+        """(start, end, base bar ms) of each stretch of the data at one bar size, in time order."""
+        out: list[tuple[int, int, int]] = []
+        for t0, end, d in zip(self._ts, self._end, self._dur, strict=True):
+            if out and out[-1][1] == t0 and out[-1][2] == d:
+                out[-1] = (out[-1][0], end, d)
+            else:
+                out.append((t0, end, d))
+        return out
+
+    def _path_ohlcv(self, s: int, e: int) -> tuple[float, float, float, float, float] | None:
+        """Open, high, low, close and base volume of the path over [s, e] (None when s has no price): the
+        extremes of a piecewise-linear path are at its vertices or the ends; volume pro rata of time."""
+        k = self.index(s)
+        if k < 0:
+            return None
+        o = self._at(k, s)
+        hi = lo = o
+        vol = 0.0
+        close = o
+        while k < len(self._ts) and self._ts[k] < e:
+            t0, d = self._ts[k], self._dur[k]
+            a, b = max(s, t0), min(e, self._end[k])
+            for tv, pv in ((t0 + d / 3.0, self._x1[k]), (t0 + 2.0 * d / 3.0, self._x2[k])):
+                if a <= tv <= b:
+                    hi, lo = max(hi, pv), min(lo, pv)
+            pa, pb = self._at(k, a), self._at(k, b)
+            hi, lo = max(hi, pa, pb), min(lo, pa, pb)
+            vol += self._v[k] * (b - a) / d
+            close = pb
+            if self._end[k] < e and (k + 1 >= len(self._ts) or self._ts[k + 1] != self._end[k]):
+                break  # a gap: the bucket ends with the data
+            k += 1
+        return o, hi, lo, close, vol
+
+    def _derived_candles(self, bar: Bar, t: int, after: int | None, before: int | None,
+                         limit: int) -> list[CandleRow]:
+        """Candles of a fixed-size `bar` where some data is coarser than it: a bucket inside coarser data is
+        derived from the price path (the path fills follow), a bucket inside data at least as fine is the
+        resampled data; newest first, as `candles`."""
+        step = bar.nominal_ms
+        series, ends = self.resampled(bar)
+        real_ts = series.ts.tolist()
+        s = bar.start(t)
+        if after is not None:
+            s = min(s, bar.start(after - 1))
+        rows: list[CandleRow] = []
+        first = bar.start(self.start_ms)
+        while len(rows) < limit and s >= first and (before is None or s > before):
+            e = s + step
+            k = self.index(s)
+            if k < 0:  # no data at s: jump to the bucket holding the last data before it
+                j = bisect_right(self._ts, s) - 1
+                if j < 0:
+                    break
+                s = bar.start(self._end[j] - 1)
+                continue
+            if self._dur[k] <= step:  # data at least as fine: the resampled candle, if the bucket is whole
+                i = bisect_left(real_ts, s)
+                if i < len(real_ts) and real_ts[i] == s:
+                    if ends[i] <= t:
+                        rows.append((s, float(series.open[i]), float(series.high[i]), float(series.low[i]),
+                                     float(series.close[i]), float(series.volume[i]), True))
+                    else:
+                        live = self.in_progress(bar, t)
+                        if live is not None:
+                            rows.append(live)
+            else:
+                got = self._path_ohlcv(s, min(e, t))
+                if got is not None:
+                    rows.append((s, *got, e <= t))
+            s -= step
+        return rows
+
     def candles(self, bar_name: str, t: int, after: int | None = None, before: int | None = None,
                 limit: int = 100) -> list[CandleRow]:
-        """Candles visible at t, newest first: ts < after, ts > before, at most `limit` of the newest."""
+        """Candles visible at t, newest first: ts < after, ts > before, at most `limit` of the newest. A
+        fixed-size bar finer than some of the data is derived from the path there (`_derived_candles`)."""
         bar = parse_bar(bar_name)
-        if not self.serves(bar) or limit <= 0:
+        if limit <= 0:
             return []
+        if not bar.is_calendar and bar.nominal_ms < self._base_ms[-1]:
+            return self._derived_candles(bar, t, after, before, limit)
         series, ends = self.resampled(bar)
         n_closed = int(np.searchsorted(ends, t, side="right"))
         hi = n_closed if after is None else min(n_closed, int(np.searchsorted(series.ts, after, side="left")))
@@ -238,6 +315,12 @@ class PricePath:
         open24 = self.price_at(t - DAY_MS)
         if open24 is None:
             open24 = self._o[min(k0, i)]
+        else:  # the bar holding t-24h began before it: its path from t-24h on belongs to the window too
+            j = self.index(t - DAY_MS)
+            if 0 <= j < k0:
+                part = self._path_ohlcv(t - DAY_MS, min(self._end[j], t))
+                if part is not None:
+                    hi, lo = max(hi, part[1]), min(lo, part[2])
         vol = sum(self._v[k0:i]) + self._v[i] * (t - self._ts[i]) / self._dur[i]
         day0 = t // DAY_MS * DAY_MS
         day8 = (t + HK_OFFSET_MS) // DAY_MS * DAY_MS - HK_OFFSET_MS

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from okxlab.simulator import api_account as acc
+from okxlab.simulator import api_ledger as led
 from okxlab.simulator import api_market as mkt
 from okxlab.simulator import api_trade as trd
 from okxlab.simulator.accounts import Account
@@ -19,7 +20,10 @@ ROUTES: dict[tuple[str, str], tuple[Any, bool]] = {
     ("GET", "system/status"): (mkt.system_status, False),
     ("GET", "public/instruments"): (mkt.instruments, False),
     ("GET", "public/mark-price"): (mkt.mark_price, False),
-    ("GET", "public/funding-rate"): (mkt.funding_rate, False),
+    ("GET", "public/funding-rate"): (led.funding_rate_now, False),
+    ("GET", "public/funding-rate-history"): (led.funding_rate_history, False),
+    ("GET", "public/open-interest"): (led.open_interest, False),
+    ("GET", "rubik/stat/contracts/open-interest-history"): (led.open_interest_history, False),
     ("GET", "market/ticker"): (mkt.ticker, False),
     ("GET", "market/tickers"): (mkt.tickers, False),
     ("GET", "market/candles"): (mkt.candles, False),
@@ -40,7 +44,15 @@ ROUTES: dict[tuple[str, str], tuple[Any, bool]] = {
     ("GET", "account/leverage-info"): (acc.leverage_info, True),
     ("POST", "account/set-leverage"): (acc.set_leverage, True),
     ("GET", "account/trade-fee"): (acc.trade_fee, True),
-    ("GET", "asset/balances"): (acc.funding_balances, True),
+    ("GET", "asset/balances"): (led.funding_balances, True),
+    ("GET", "account/bills"): (led.bills, True),
+    ("GET", "account/bills-archive"): (led.bills_archive, True),
+    ("GET", "account/interest-accrued"): (led.empty, True),
+    ("GET", "asset/bills"): (led.asset_bills, True),
+    ("POST", "asset/transfer"): (led.asset_transfer, True),
+    ("GET", "asset/transfer-state"): (led.transfer_state, True),
+    ("GET", "asset/deposit-history"): (led.empty, True),
+    ("GET", "asset/withdrawal-history"): (led.empty, True),
     ("GET", "asset/currencies"): (acc.currencies, True),
     ("POST", "trade/order"): (trd.place_order, True),
     ("POST", "trade/batch-orders"): (trd.batch_orders, True),
@@ -65,6 +77,13 @@ ROUTES: dict[tuple[str, str], tuple[Any, bool]] = {
 _ENDPOINTS = {endpoint for _method, endpoint in ROUTES}
 
 
+def not_found() -> dict[str, Any]:
+    """OKX's answer to a path it does not serve: HTTP 404 with code "404" "Not Found" (docs/simulator.md). Not
+    50005 ("API endpoint is inactive or unavailable"), which ccxt maps to ExchangeNotAvailable, a retryable
+    outage: a client would retry a request that can never succeed."""
+    return {"code": "404", "msg": "Not Found", "data": []}
+
+
 def is_private(method: str, endpoint: str) -> bool:
     route = ROUTES.get((method, endpoint))
     return bool(route and route[1])
@@ -80,7 +99,7 @@ def dispatch(world, method: str, endpoint: str, query: dict[str, Any], body: Any
     """Run one request against a world: (HTTP status, OKX JSON payload). Never raises."""
     exists, allowed = known(method, endpoint)
     if not exists:
-        return 404, OkxError("50005").envelope()
+        return 404, not_found()
     if not allowed:
         return 405, OkxError("50115").envelope()
     handler, private = ROUTES[(method, endpoint)]

@@ -110,7 +110,9 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
             raise
         if admin:
             return _bad(exc.reason, exc.status)
-        code = {404: "50005", 405: "50115", 413: "51000"}.get(exc.status, "50002" if exc.status < 500 else "50026")
+        if exc.status == 404:
+            return _okx(router.not_found(), 404)
+        code = {405: "50115", 413: "51000"}.get(exc.status, "50002" if exc.status < 500 else "50026")
         return _okx(OkxError(code, param0="body").envelope(), exc.status)
     except (asyncio.CancelledError, ConnectionError):
         raise
@@ -124,7 +126,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("world", DEFAULT_WORLD)
     world = sim.worlds.get(name)
     if world is None:
-        return _okx(OkxError("50005", f"API endpoint is inactive or unavailable. (no simulator world {name!r})").envelope(), 404)
+        return _okx({**router.not_found(), "msg": f"Not Found (no simulator world {name!r})"}, 404)
     endpoint = request.match_info["tail"].strip("/")
     method = request.method
     raw_path = request.raw_path
@@ -238,14 +240,42 @@ async def _health(request: web.Request) -> web.Response:
 
 @_admin
 def _data(sim, request, data):
+    """What data each instrument has: its whole range, each stretch at one bar size (`ranges`), which OKX bars
+    are real data or derived from the price path, and where its funding rates come from; plus every world's
+    clock (a candle request for a time after it answers nothing, as OKX does for the future)."""
+    from okxlab.marketdata.bars import parse_bar
+    from okxlab.simulator.ledger import funding_source
+
     out = {}
     for inst_id, spec in sim.market.specs.items():
         path = sim.market.path(inst_id)
+        segs = path.segments() if path else []
+        finest = min((d for _s, _e, d in segs), default=0)
+        coarsest = max((d for _s, _e, d in segs), default=0)
+        bars = {}
+        for name in ("1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D", "1W", "1M"):
+            ms = parse_bar(name).nominal_ms
+            bars[name] = ("data" if ms >= coarsest else "data where the data is this fine, else derived"
+                          if ms >= finest else "derived from the price path") if path else "none"
         out[inst_id] = {"instType": spec.inst_type, "start": path.start_ms if path else None,
                         "end": path.end_ms if path else None,
                         "start_iso": iso(path.start_ms) if path else None, "end_iso": iso(path.end_ms) if path else None,
-                        "base_bars_ms": sorted({int(d) for d in path.dur}) if path else []}
-    return _json({"instruments": out})
+                        "base_bars_ms": sorted({int(d) for d in path.dur}) if path else [],
+                        "ranges": [{"bar": _bar_name(d), "start": a, "end": b, "start_iso": iso(a), "end_iso": iso(b)}
+                                   for a, b, d in segs],
+                        "bars": bars, "funding": funding_source(sim.market, inst_id) if spec.is_swap else None}
+    clocks = {}
+    for name, world in sim.worlds.items():
+        world.sync()
+        clocks[name] = {"now": world.now, "now_iso": iso(world.now), "clock": world.clock.kind}
+    return _json({"instruments": out, "worlds": clocks})
+
+
+def _bar_name(ms: int) -> str:
+    for unit, size in (("D", 86_400_000), ("H", 3_600_000), ("m", 60_000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 @_admin
@@ -342,7 +372,7 @@ def _fills(sim, request, data):
 async def _not_found(request: web.Request) -> web.Response:
     if request.path.startswith("/admin/"):
         return _bad(f"no admin endpoint {request.method} {request.path} (see docs/simulator.md)", 404)
-    return _okx(OkxError("50005").envelope(), 404)
+    return _okx(router.not_found(), 404)
 
 
 def build_app(sim: Simulator, admin_token: str) -> web.Application:

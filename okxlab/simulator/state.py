@@ -1,7 +1,8 @@
 """The simulator's state on disk, so `okxlab sim` survives a kill -9 and a restart with nothing lost.
 
 Everything a world holds is kept: its clock (a realtime clock's anchor too), faults, id counters, accounts
-(balances, positions, leverage), orders, algo orders, fills, refused requests and closed positions.
+(balances, funding accounts, positions, leverage), orders, algo orders, fills, bills, refused requests, closed
+positions and the last funding time settled.
 
 Why SQLite (WAL, synchronous=FULL) rather than a JSON file rewritten with temp file + fsync + os.replace: the
 server saves after every request that changed something, before it answers, and a rewrite costs the whole
@@ -33,6 +34,7 @@ from okxlab.errors import UserError
 from okxlab.simulator.accounts import Account, Position
 from okxlab.simulator.clock import RealtimeClock, ReplayClock
 from okxlab.simulator.faults import Faults
+from okxlab.simulator.ledger import FUNDING_PERIOD_MS
 from okxlab.simulator.market import MarketData
 from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order
 from okxlab.simulator.world import World
@@ -50,8 +52,9 @@ CREATE TABLE IF NOT EXISTS algos (world TEXT, id TEXT, seq INTEGER NOT NULL, dat
 CREATE TABLE IF NOT EXISTS fills (world TEXT, seq INTEGER, data TEXT NOT NULL, PRIMARY KEY (world, seq));
 CREATE TABLE IF NOT EXISTS rejections (world TEXT, seq INTEGER, data TEXT NOT NULL, PRIMARY KEY (world, seq));
 CREATE TABLE IF NOT EXISTS closed_positions (world TEXT, seq INTEGER, data TEXT NOT NULL, PRIMARY KEY (world, seq));
+CREATE TABLE IF NOT EXISTS bills (world TEXT, seq INTEGER, data TEXT NOT NULL, PRIMARY KEY (world, seq));
 """
-_PER_WORLD = ("worlds", "accounts", "orders", "algos", "fills", "rejections", "closed_positions")
+_PER_WORLD = ("worlds", "accounts", "orders", "algos", "fills", "rejections", "closed_positions", "bills")
 
 
 class StateError(UserError):
@@ -69,6 +72,7 @@ class _Saved:
     fills: int = 0
     rejections: int = 0
     closed: int = 0
+    bills: int = 0
     open_orders: set[str] = field(default_factory=set)
     live_algos: set[str] = field(default_factory=set)
 
@@ -136,6 +140,7 @@ class StateStore:
         schema = self._meta("schema")
         if schema != SCHEMA:
             raise sqlite3.DatabaseError(f"it was written by another version of the simulator (schema {schema})")
+        self.db.executescript(_TABLES)  # tables added since the file was made (bills): created empty
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -190,7 +195,8 @@ class StateStore:
                     ("fills", world.fills, saved.fills, asdict),
                     ("rejections", world.rejections, saved.rejections, lambda r: r),
                     ("closed_positions", world.closed_positions, saved.closed,
-                     lambda c: {"api_key": c[0], "position": asdict(c[1]), "closed_at": c[2]})):
+                     lambda c: {"api_key": c[0], "position": asdict(c[1]), "closed_at": c[2]}),
+                    ("bills", world.bills, saved.bills, lambda r: r)):
                 cur.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)",
                                 [(name, start + i, _dumps(row(x))) for i, x in enumerate(items[start:])])
             cur.execute("COMMIT")
@@ -200,13 +206,14 @@ class StateStore:
         self._saved[name] = _Saved(
             seq=saved.seq, revision=revision, orders=len(world.orders), algos=len(world.algos),
             fills=len(world.fills), rejections=len(world.rejections), closed=len(world.closed_positions),
+            bills=len(world.bills),
             open_orders=set(world._resting), live_algos=set(world._live_algos))
         return True
 
     def _account_row(self, a: Account) -> dict[str, Any]:
         row = {"api_key": a.api_key, "label": a.label, "initial_equity": a.initial_equity, "balances": a.balances,
                "positions": {k: asdict(p) for k, p in a.positions.items()}, "leverage": a.leverage,
-               "u_time": a.u_time}
+               "u_time": a.u_time, "funding": a.funding}
         if a.secret and self.config_credentials.get(a.api_key) != (a.secret, a.passphrase):
             row["secret"], row["passphrase"] = a.secret, a.passphrase  # nowhere else to find them
         return row
@@ -248,6 +255,8 @@ class StateStore:
         world.now = d["now"]
         world._counters = dict(d["counters"])
         world.events_processed = d["events_processed"]
+        # a state written before funding existed: funding starts at its clock, nothing is charged for the past
+        world.funding_settled = d.get("funding_settled", d["now"] // FUNDING_PERIOD_MS * FUNDING_PERIOD_MS)
         world._liq_guard = dict(d["liq_guard"])
         for row in self._rows("accounts", name):
             # Not written for the simulator's own accounts: this start's configuration gives them (or none:
@@ -255,7 +264,7 @@ class StateStore:
             secret, passphrase = self.config_credentials.get(row["api_key"], ("", ""))
             acct = Account(row["api_key"], row.get("secret") or secret, row.get("passphrase") or passphrase,
                            label=row["label"], initial_equity=row["initial_equity"], balances=row["balances"],
-                           leverage=row["leverage"], u_time=row["u_time"],
+                           leverage=row["leverage"], u_time=row["u_time"], funding=row.get("funding", {}),
                            positions={k: Position(**p) for k, p in row["positions"].items()})
             world.accounts[acct.api_key] = acct
         for row in self._rows("orders", name):
@@ -276,6 +285,7 @@ class StateStore:
             if algo.is_live:
                 world._live_algos[algo.algo_id] = algo
         world.fills = [Fill(**row) for row in self._rows("fills", name)]
+        world.bills = self._rows("bills", name)
         world.rejections = self._rows("rejections", name)
         world.closed_positions = [(r["api_key"], Position(**r["position"]), r["closed_at"])
                                   for r in self._rows("closed_positions", name)]
@@ -285,6 +295,7 @@ class StateStore:
         self._saved[name] = _Saved(
             seq=seq, revision=world.revision(), orders=len(world.orders), algos=len(world.algos),
             fills=len(world.fills), rejections=len(world.rejections), closed=len(world.closed_positions),
+            bills=len(world.bills),
             open_orders=set(world._resting), live_algos=set(world._live_algos))
         return world
 
@@ -294,6 +305,7 @@ def _world_row(world: World) -> dict[str, Any]:
     return {"agents": world.agents, "now": world.now, "id_base": world.id_base, "counters": world._counters,
             "events_processed": world.events_processed, "liq_guard": world._liq_guard, "since": world._since,
             "taken": world._taken,
+            "funding_settled": world.funding_settled,
             "faults": world.faults.to_dict(),
             "clock": {"kind": clock.kind, "start_ms": clock.start_ms, "speed": getattr(clock, "speed", None),
                       "wall_anchor": getattr(clock, "wall_anchor", None)}}

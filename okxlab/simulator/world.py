@@ -26,6 +26,7 @@ from okxlab.simulator.clock import RealtimeClock, ReplayClock
 from okxlab.simulator.errors import OkxError, param_error
 from okxlab.simulator.faults import Faults
 from okxlab.simulator.instruments import InstrumentSpec
+from okxlab.simulator.ledger import FUNDING_PERIOD_MS, fill_bills, settle_funding
 from okxlab.simulator.market import MAX_BOOK_DEPTH, Level, MarketData, walk
 from okxlab.simulator.orders import AlgoOrder, AttachedAlgo, Fill, Order, fnum
 
@@ -61,6 +62,10 @@ class World:
         self.fills: list[Fill] = []
         self.rejections: list[dict[str, Any]] = []  # order requests refused with an sCode (raw, as received)
         self.closed_positions: list[tuple[str, Position, float]] = []  # (api_key, position, close avg px)
+        # Every balance change, as OKX bills (okxlab/simulator/ledger.py): fills, funding, transfers. Append-only.
+        self.bills: list[dict[str, Any]] = []
+        # The last funding time (a multiple of 8 h) settled: positions pay or receive funding at each later one.
+        self.funding_settled: int = clock.start_ms // FUNDING_PERIOD_MS * FUNDING_PERIOD_MS
         self._resting: dict[str, Order] = {}  # open orders waiting for the path, by ordId
         self._live_algos: dict[str, AlgoOrder] = {}
         self._since: dict[str, int] = {}  # item id -> last time it was known not to trigger
@@ -93,7 +98,8 @@ class World:
         events processed, refusals, fills, accounts; a replay clock's time). What it misses, explicit changes
         (cancel, amend, leverage, faults), the server saves on every POST anyway."""
         return (tuple(self._counters.values()), self.events_processed, len(self.rejections), len(self.fills),
-                len(self.accounts), self.now if self.clock.kind == "replay" else None)
+                len(self.accounts), self.now if self.clock.kind == "replay" else None, len(self.bills),
+                self.funding_settled)
 
     def add_account(self, api_key: str, secret: str, passphrase: str, equity: float = 10_000.0,
                     label: str = "") -> Account:
@@ -120,6 +126,19 @@ class World:
             self._advance(self.clock.now(self.now))
 
     def _advance(self, t1: int) -> None:
+        """Walk the path to t1: fills, stops and liquidations in time order, and funding at each funding time
+        passed (after what happened before it, before what happens after)."""
+        while self.funding_settled + FUNDING_PERIOD_MS <= t1:
+            at = self.funding_settled + FUNDING_PERIOD_MS
+            if not (self._has_positions() or self._resting or self._live_algos):
+                # nothing can open a position before t1: no funding is due up to it
+                self.funding_settled = t1 // FUNDING_PERIOD_MS * FUNDING_PERIOD_MS
+                break
+            self._advance_events(at)
+            settle_funding(self, at)
+        self._advance_events(t1)
+
+    def _advance_events(self, t1: int) -> None:
         while self._resting or self._live_algos or self._has_positions():
             ev = self._next_event(t1)
             if ev is None:
@@ -127,7 +146,7 @@ class World:
             self.now = ev.ts
             self.events_processed += 1
             self._handle(ev)
-        self.glide(max(self.now, t1))
+        self._glide(max(self.now, t1))
 
     def next_event_at(self, t1: int) -> int | None:
         """When the next fill, stop or liquidation would happen if the clock moved to t1 (None: nothing up to
@@ -135,11 +154,23 @@ class World:
         if not (self._resting or self._live_algos or self._has_positions()):
             return None
         ev = self._next_event(t1)
+        funding = self.funding_settled + FUNDING_PERIOD_MS
+        if self._has_positions() and funding <= t1 and (ev is None or funding <= ev.ts):
+            return funding  # funding changes balances: the clock must be set (not glided) past it
         return None if ev is None else ev.ts
 
     def glide(self, t1: int) -> None:
         """Move the clock to t1 when nothing happens before it (`next_event_at(t1)` is None): what
         `set_clock` does then, without scanning the path again."""
+        if self._has_positions():
+            while self.funding_settled + FUNDING_PERIOD_MS <= t1:  # (next_event_at stops before these)
+                self.funding_settled += FUNDING_PERIOD_MS
+                settle_funding(self, self.funding_settled)
+        else:
+            self.funding_settled = max(self.funding_settled, t1 // FUNDING_PERIOD_MS * FUNDING_PERIOD_MS)
+        self._glide(t1)
+
+    def _glide(self, t1: int) -> None:
         self.now = t1
         for key, since in self._since.items():  # nothing fires up to t1: later scans start there
             self._since[key] = max(since, t1)  # (a partly filled order's is at the end of its bar already)
@@ -663,6 +694,7 @@ class World:
         rate = spec.maker_fee if maker else spec.taker_fee
         buy = order.side == "buy"
         pnl = 0.0
+        before = acct.positions[spec.inst_id].pos if spec.inst_id in acct.positions else 0.0
         if spec.is_swap:
             pnl = self._apply_position(acct, spec, buy, px, sz)
             fee = -px * sz * spec.ct_val * rate
@@ -689,6 +721,7 @@ class World:
                     fee_rate=-rate, exec_type="M" if maker else "T", fill_pnl=pnl, ts=self.now,
                     mark_px=self.mark(order.inst_id), idx_px=self.index(order.inst_id))
         self.fills.append(fill)
+        fill_bills(self, acct, spec, fill, before)
         order.acc_fill_sz = round(order.acc_fill_sz + sz, spec.sz_decimals + 2)
         order.notional_filled += px * sz
         order.fee += fee

@@ -40,7 +40,7 @@ def test_admin_world_lifecycle_and_state(new_world, admin, server) -> None:
     assert admin.data()["instruments"]["ETH-USDT-SWAP"]["start"] == parse_time("2022-09-01T00:00:00Z")
     assert w.name in admin.health()["worlds"]
     resp = requests.get(f"{server.url}/w/nowhere/api/v5/public/time", timeout=10)
-    assert resp.status_code == 404 and resp.json()["code"] == "50005"
+    assert resp.status_code == 404 and resp.json()["code"] == "404"
 
 
 def test_every_configured_agent_gets_an_account(market) -> None:

@@ -123,7 +123,7 @@ def test_reduce_only_in_the_same_direction_is_refused(new_world) -> None:
     ("GET", "/api/v5/market/candles?instId=ETH-USDT-SWAP&limit=ten", "", 400, "51000"),
     ("GET", "/api/v5/public/instruments", "", 400, "50014"),
     ("GET", "/api/v5/public/instruments?instType=BOND", "", 400, "51000"),
-    ("GET", "/api/v5/no/such-endpoint", "", 404, "50005"),
+    ("GET", "/api/v5/no/such-endpoint", "", 404, "404"),
     ("DELETE", "/api/v5/trade/order", "", 405, "50115"),
 ])
 def test_bad_requests_get_okx_errors(new_world, method, path, body, status, code) -> None:
