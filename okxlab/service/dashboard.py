@@ -157,7 +157,7 @@ def decision_feed(s: Session, agent: str, book: str, limit: int = 10, cursor: st
 
 
 def market_symbols(s: Session, book: str) -> list[str]:
-    """Instruments the book's runs took snapshots of (the newest run's, then any other seen)."""
+    """Instruments the book's runs took snapshots of, in name order."""
     return sorted(s.scalars(select(MarketSnapshot.symbol).join(Run, Run.id == MarketSnapshot.run_id)
                             .where(Run.book == book).distinct()))
 
