@@ -48,11 +48,21 @@ def test_a_fill_on_the_simulator_appears_in_the_open_page(pg_url: str, redis_pre
                 fill_ids = [str(i) for i in s.scalars(select(Fill.id).where(Fill.agent == "holder", Fill.book == "sim"))]
             assert fill_ids, "buy-and-hold's first run should have bought"
 
-            rows = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#fills [data-fill]"), timeout=10,
-                        what="the fill in the page")
-            assert sorted(row.get_attribute("data-fill") for row in rows) == sorted(fill_ids)
+            shown = wait(driver, lambda d: d.execute_script(  # ids read in one script (parts are swapped live)
+                "return [...document.querySelectorAll('#fills [data-fill]')].map(r => r.dataset.fill)"), timeout=10,
+                what="the fill in the page")
+            assert sorted(shown) == sorted(fill_ids)
             assert driver.execute_script("return window.__notReloaded === true")  # pushed, not reloaded
             # the position, the decision feed and the state followed the same push
-            wait(driver, lambda d: "BTC-USDT-SWAP" in d.find_element(By.ID, "positions").text, what="the position")
+            # read in one script: a part swapped in between finding it and reading it would be a stale element
+            wait(driver, lambda d: "BTC-USDT-SWAP" in d.execute_script(
+                "return document.getElementById('positions').textContent"), what="the position")
             wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"#feed [data-run='{run_id}']"), what="the run")
             screenshot(driver, "agent-live-fill")
+            # the market page marks the entry on the candles the run saw
+            driver.get(f"{base}/ui/market?book=sim&symbol=BTC-USDT-SWAP")
+            chart = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "[data-chart=market][data-loaded]"),
+                         what="the market chart")
+            assert int(chart.get_attribute("data-points")) > 10
+            assert not driver.find_element(By.CSS_SELECTOR, "[data-empty]").is_displayed()
+            screenshot(driver, "market")

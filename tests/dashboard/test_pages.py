@@ -87,6 +87,12 @@ def test_the_decision_feed_shows_a_rejected_plan_with_its_reasons(site: tuple[Ap
     text = driver.find_element(By.ID, "feed").text
     assert "DOGE-USDT-SWAP is not traded by this agent" in text and "1100 in / 250 out" in text
     screenshot(driver, "agent-1280")
+    driver.set_window_size(390, 844)
+    driver.get(f"{base}/ui/agents/alpha?book=sim")
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    screenshot(driver, "agent-390")
+    driver.set_window_size(1280, 900)
+    driver.get(f"{base}/ui/agents/alpha?book=sim")
     trades = driver.find_element(By.ID, "trade-log").text
     assert "take_profit" in trades and "stop_loss" in trades
 
@@ -166,7 +172,9 @@ def test_every_page_renders_and_links_runs(site: tuple[Api, str], driver: Any) -
     driver.get(f"{base}/ui/market?book=sim")
     wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "[data-chart=market]").get_attribute("data-loaded"),
          what="the market chart")
-    screenshot(driver, "market")
+    assert driver.find_element(By.CSS_SELECTOR, "[data-chart=market]").get_attribute("data-points") == "0"
+    assert "No candles recorded for BTC-USDT-SWAP" in driver.find_element(By.CSS_SELECTOR, "[data-empty]").text
+    screenshot(driver, "market-empty")
     driver.get(f"{base}/ui/replays")
     assert driver.find_element(By.ID, "replay-form")  # operate scope: the form to start one
     screenshot(driver, "replays")

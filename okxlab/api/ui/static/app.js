@@ -180,6 +180,9 @@
   };
 
   Chart.prototype.draw_market = function (data) {
+    this.el.dataset.points = String(data.candles.length);
+    var empty = this.el.parentElement.querySelector("[data-empty]");
+    if (empty) empty.hidden = data.candles.length > 0;
     var candles = this.chart.addCandlestickSeries({ upColor: css("--up"), downColor: css("--down"),
       wickUpColor: css("--up"), wickDownColor: css("--down"), borderVisible: false });
     candles.setData(data.candles);
