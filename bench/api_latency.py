@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,43 @@ TARGET_MS = 100
 
 def config_text() -> str:
     return strategy_agents_toml(AGENTS, "BTC-USDT-SWAP", "15m")
+
+
+@contextmanager
+def history(days: int, prefix: str = "okxlab_bench") -> Iterator[tuple[str, dict[str, Any]]]:
+    """A scratch database holding `days` of AGENTS' 15-minute runs, made by an inline replay (every stage record
+    written, as the pipeline writes them). Yields its URL and what was made (runs, rows per table, the book,
+    setup_seconds); the environment points at it (OKXLAB_CONFIG, OKXLAB_DATABASE_URL, OKXLAB_HOME) meanwhile."""
+    from sqlalchemy import func, select
+
+    from okxlab.bootstrap import prepare
+    from okxlab.config import load_config
+    from okxlab.db import models as m
+    from okxlab.pipeline.env import build_env
+    from okxlab.replay.inprocess import replay_in_process
+    from okxlab.simulator.simulator import Simulator
+
+    with tempfile.TemporaryDirectory() as tmp_, scratch_database(prefix) as url:
+        tmp = Path(tmp_)
+        (tmp / "okxlab.toml").write_text(config_text())
+        os.environ.update(OKXLAB_CONFIG=str(tmp / "okxlab.toml"), OKXLAB_DATABASE_URL=url,
+                          OKXLAB_HOME=str(tmp / "home"))
+        config = load_config()
+        prepare(config, url, seed=False)
+        env = build_env(config, url)
+        say(f"making the history: {len(AGENTS)} agents x {days} days of 15-minute runs (inline replay) ...")
+        t0 = time.perf_counter()
+        result = replay_in_process(env, agents=[a[0] for a in AGENTS], start=START,
+                                   end=START + timedelta(days=days) - timedelta(minutes=15), bar="15m",
+                                   mode="inline", simulator=Simulator(agents=config))
+        with env.sessions() as s:
+            counts = {name: s.scalar(select(func.count()).select_from(model)) for name, model in (
+                ("runs", m.Run), ("stage_records", m.StageRecord), ("equity_snapshots", m.EquitySnapshot),
+                ("fills", m.Fill), ("positions", m.PositionRecord))}
+        facts = {"runs": result.runs, "rows": counts, "book": f"replay:{result.replay_id}",
+                 "setup_seconds": time.perf_counter() - t0}
+        say(f"  {result.runs:,} runs in {facts['book']}, rows {counts}, in {facts['setup_seconds']:.1f} s")
+        yield url, facts
 
 
 def _free_port() -> int:
@@ -64,37 +103,13 @@ def main() -> None:
     args = ap.parse_args()
 
     import httpx
-    from sqlalchemy import func, select
 
-    from okxlab.bootstrap import prepare
-    from okxlab.config import load_config
-    from okxlab.db import models as m
     from okxlab.db.session import session_factory
-    from okxlab.pipeline.env import build_env
-    from okxlab.replay.inprocess import replay_in_process
     from okxlab.service import tokens
-    from okxlab.simulator.simulator import Simulator
 
     out: dict[str, Any] = {"load_before": load(), "agents": len(AGENTS), "days": args.days}
-    with tempfile.TemporaryDirectory() as tmp_, scratch_database() as url:
-        tmp = Path(tmp_)
-        (tmp / "okxlab.toml").write_text(config_text())
-        os.environ.update(OKXLAB_CONFIG=str(tmp / "okxlab.toml"), OKXLAB_DATABASE_URL=url,
-                          OKXLAB_HOME=str(tmp / "home"))
-        config = load_config()
-        prepare(config, url, seed=False)
-        env = build_env(config, url)
-        say(f"making the history: {len(AGENTS)} agents x {args.days} days of 15-minute runs (inline replay) ...")
-        t0 = time.perf_counter()
-        result = replay_in_process(env, agents=[a[0] for a in AGENTS], start=START,
-                                   end=START + timedelta(days=args.days) - timedelta(minutes=15), bar="15m",
-                                   mode="inline", simulator=Simulator(agents=config))
-        with env.sessions() as s:
-            counts = {name: s.scalar(select(func.count()).select_from(model)) for name, model in (
-                ("runs", m.Run), ("stage_records", m.StageRecord), ("equity_snapshots", m.EquitySnapshot),
-                ("fills", m.Fill), ("positions", m.PositionRecord))}
-        out.update(runs=result.runs, rows=counts, setup_seconds=time.perf_counter() - t0)
-        say(f"  {result.runs:,} runs, rows {counts}, in {out['setup_seconds']:.1f} s")
+    with history(args.days) as (url, facts):
+        out.update(facts)
         token = tokens.create(session_factory(url), "bench", "read", actor="bench")
         port = _free_port()
         server = subprocess.Popen([str(Path(sys.executable).with_name("okxlab")), "api", "--port", str(port)],

@@ -34,9 +34,7 @@ the paint. Target: p99 <= 1000 ms.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,8 +42,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import load, percentile, say, scratch_database, write_json  # noqa: E402
-from bench.api_latency import AGENTS, START, config_text  # noqa: E402
+from bench._common import load, percentile, say, write_json  # noqa: E402
+from bench.api_latency import AGENTS, START, history  # noqa: E402
 
 TARGET_MS = 1000
 WARMUPS = 2
@@ -215,42 +213,17 @@ def main() -> None:
     if args.quick:
         args.days, args.fills, args.repeats = 2, 20, 2
 
-    from sqlalchemy import func, select
-
-    from okxlab.bootstrap import prepare
-    from okxlab.config import load_config
-    from okxlab.db import models as m
     from okxlab.db.session import session_factory
-    from okxlab.pipeline.env import build_env
-    from okxlab.replay.inprocess import replay_in_process
     from okxlab.service import tokens
-    from okxlab.simulator.simulator import Simulator
     from tests.support.browser import browser_available, chromium, serving, sign_in
 
     if not browser_available():
         raise SystemExit("needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
     out: dict[str, Any] = {"load_before": load(), "agents": len(AGENTS), "days": args.days,
                            "repeats": args.repeats, "warmups": WARMUPS}
-    with tempfile.TemporaryDirectory() as tmp_, scratch_database("okxlab_bench_ui") as url:
-        tmp = Path(tmp_)
-        (tmp / "okxlab.toml").write_text(config_text())
-        os.environ.update(OKXLAB_CONFIG=str(tmp / "okxlab.toml"), OKXLAB_DATABASE_URL=url,
-                          OKXLAB_HOME=str(tmp / "home"))
-        config = load_config()
-        prepare(config, url, seed=False)
-        env = build_env(config, url)
-        say(f"making the history: {len(AGENTS)} agents x {args.days} days of 15-minute runs (inline replay) ...")
-        t0 = time.perf_counter()
-        result = replay_in_process(env, agents=[a[0] for a in AGENTS], start=START,
-                                   end=START + timedelta(days=args.days) - timedelta(minutes=15), bar="15m",
-                                   mode="inline", simulator=Simulator(agents=config))
-        with env.sessions() as s:
-            counts = {name: s.scalar(select(func.count()).select_from(model)) for name, model in (
-                ("runs", m.Run), ("stage_records", m.StageRecord), ("equity_snapshots", m.EquitySnapshot),
-                ("fills", m.Fill), ("positions", m.PositionRecord))}
-        book = f"replay:{result.replay_id}"
-        out.update(runs=result.runs, rows=counts, book=book, setup_seconds=time.perf_counter() - t0)
-        say(f"  {result.runs:,} runs in {book}, rows {counts}, in {out['setup_seconds']:.1f} s")
+    with history(args.days, "okxlab_bench_ui") as (url, facts):
+        out.update(facts)
+        book = facts["book"]
         token = tokens.create(session_factory(url), "bench", "read", actor="bench")
 
         from okxlab.api.app import create_app
