@@ -143,9 +143,11 @@ def _render(request: Request, who: Viewer, c: ApiContext, template: str, q: dict
 
 # ---- pages --------------------------------------------------------------------------------------------------
 
-def _arena_curves(s: Session, c: ApiContext, book: str | None, since: str | None) -> dict[str, Any]:
+def _arena_curves(s: Session, c: ApiContext, book: str | None, since: str | None,
+                  known: list[str] | None = None) -> dict[str, Any]:
+    """`known`: the books with runs, when the caller has read them already."""
     benchmark = ReviewSettings.from_config(c.config).benchmark
-    known = books(s)
+    known = books(s) if known is None else known
     chosen = book or (known[0] if known else None)
     if chosen is None:
         return {"book": None, "agents": [], "cash": [], "buy_and_hold": {"symbol": benchmark, "points": []}}
@@ -167,8 +169,9 @@ def arena(request: Request, book: str | None = BOOK, since: str | None = SINCE, 
         known = books(s)
         # The chart's first data goes out with the page (no second round trip before it draws); live
         # updates re-read it from /ui/data/arena.
-        curves = _arena_curves(s, c, book, since)
-    q = {k: v for k, v in {"book": book, "since": since}.items() if v}
+        curves = _arena_curves(s, c, book, since, known)
+    # The book shown, chosen once: the board need not look for the most recent book again.
+    q = {k: v for k, v in {"book": curves["book"], "since": since}.items() if v}
     return _render(request, who, c, "arena.html", q, ["pause", "board"], books=known, windows=WINDOWS,
                    curves=curves, title="Arena")
 
